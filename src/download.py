@@ -1,0 +1,478 @@
+"""Download and unpack PASCAL VOC 2007, safely and resumably (standard library only).
+
+Three layers, each usable on its own:
+
+- `download_file`: one URL to one file, resumed after an interruption (HTTP
+  ``Range``), md5-verified before it is given its final name.
+- `safe_extract`: unpack a tarball, refusing any member that would land outside
+  the destination (absolute paths, ``..``, links pointing out, device files).
+- `download_voc2007`: both of the above for the official VOC 2007 tarballs,
+  skipped when the data is already there.
+
+Example:
+
+>>> from src.download import download_voc2007
+>>> voc = download_voc2007("data")                     # doctest: +SKIP
+>>> voc                                                # doctest: +SKIP
+PosixPath('data/VOCdevkit/VOC2007')
+
+From a shell: ``python -m src.download --root data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import lzma
+import os
+import posixpath
+import re
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Iterable, Mapping
+
+VOC2007_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/"
+TRAINVAL_TAR = "VOCtrainval_06-Nov-2007.tar"
+TEST_TAR = "VOCtest_06-Nov-2007.tar"
+
+# Tarball name -> (url, md5). The test tarball holds the 210 test images and masks.
+VOC2007_FILES: dict[str, tuple[str, str]] = {
+    TRAINVAL_TAR: (VOC2007_URL + TRAINVAL_TAR, "c52e279531787c972589f7e41ab4ae64"),
+    TEST_TAR: (VOC2007_URL + TEST_TAR, "b6e924de25625d8de591ea690078ad9f"),
+}
+# Which tarball holds each official segmentation split.
+VOC2007_SPLITS = {
+    "train": TRAINVAL_TAR, "val": TRAINVAL_TAR, "trainval": TRAINVAL_TAR, "test": TEST_TAR,
+}  # fmt: skip
+
+__all__ = [
+    "VOC2007_FILES",
+    "VOC2007_SPLITS",
+    "ChecksumError",
+    "UnsafeArchiveError",
+    "file_md5",
+    "download_file",
+    "safe_extract",
+    "download_voc2007",
+    "main",
+]
+
+
+class ChecksumError(ValueError):
+    """A downloaded file does not have the expected md5 (it has been removed)."""
+
+
+class UnsafeArchiveError(ValueError):
+    """A tarball holds a member that would be written outside the destination."""
+
+
+# --------------------------------------------------------------------------- download
+
+
+def file_md5(path, chunk_size: int = 1 << 20) -> str:
+    """The hex md5 of a file, read in chunks.
+
+    >>> file_md5("data/downloads/VOCtest_06-Nov-2007.tar")   # doctest: +SKIP
+    'b6e924de25625d8de591ea690078ad9f'
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_file(
+    url: str,
+    dest,
+    *,
+    md5: str | None = None,
+    progress: bool = True,
+    chunk_size: int = 1 << 20,
+    timeout: float = 60,
+) -> Path:
+    """Download `url` to `dest`, resuming a previous attempt; verify `md5` first.
+
+    Bytes go to ``<dest>.part``; a rerun after an interruption asks the server
+    for the rest only (HTTP ``Range``; a server that ignores it, or a
+    ``file://`` URL, simply starts over). Only a complete file whose md5
+    matches is renamed to `dest`, so `dest` never holds a bad file. An existing
+    `dest` with the right md5 (or any existing `dest` when `md5` is None) is
+    returned at once; one with the wrong md5 is removed and downloaded again.
+
+    Raises `ChecksumError` (a `ValueError`) when the md5 differs, after removing
+    the file, and `ConnectionError` naming the URL when the transfer fails (the
+    ``.part`` file is kept, so a rerun resumes).
+
+    >>> download_file(
+    ...     "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
+    ...     "data/downloads/VOCtest_06-Nov-2007.tar",
+    ...     md5="b6e924de25625d8de591ea690078ad9f",
+    ... )                                                   # doctest: +SKIP
+    PosixPath('data/downloads/VOCtest_06-Nov-2007.tar')
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    if dest.is_file():
+        if md5 is None or file_md5(dest, chunk_size) == md5.lower():
+            return dest
+        _say(progress, f"{dest} has the wrong md5: removing it and downloading again.")
+        dest.unlink()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _say(progress, f"Downloading {url} to {dest}")
+    size, total = _fetch(url, part, chunk_size=chunk_size, timeout=timeout, progress=progress)
+    if total is not None and size < total:
+        raise ConnectionError(
+            f"Download of {url} stopped after {size} of {total} bytes. The partial file "
+            f"was kept at {part}; run again to resume."
+        )
+    _verify_md5(part, md5, chunk_size)
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, *, chunk_size: int, timeout: float, progress: bool):
+    """Append the missing bytes of `url` to `part`; return ``(size, expected_total)``."""
+    offset = part.stat().st_size if part.is_file() and _is_http(url) else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            offset = _resume_offset(r, offset, url)
+            total = _expected_total(r, offset)
+            bar = _ProgressBar(part.name.removesuffix(".part"), total, offset, enabled=progress)
+            with open(part, "ab" if offset else "wb") as f:
+                while chunk := r.read(chunk_size):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+            bar.close()
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:  # the .part is not a prefix the server knows: start over
+            part.unlink()
+            return _fetch(url, part, chunk_size=chunk_size, timeout=timeout, progress=progress)
+        raise _network_error(url, part, e) from e
+    except (urllib.error.URLError, HTTPException, OSError) as e:
+        raise _network_error(url, part, e) from e
+    return part.stat().st_size, total
+
+
+def _is_http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
+
+
+def _resume_offset(response, offset: int, url: str) -> int:
+    """Where the response body starts: `offset` for a matching 206, else 0 (start over)."""
+    if getattr(response, "status", None) != 206:
+        return 0
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    if match and int(match.group(1)) != offset:
+        raise ConnectionError(
+            f"{url} answered with an unexpected byte range "
+            f"({response.headers.get('Content-Range')!r} for a request from byte {offset})."
+        )
+    return offset
+
+
+def _expected_total(response, offset: int) -> int | None:
+    """The full file size, from Content-Range or offset + Content-Length; None if unknown."""
+    match = re.match(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range") or "")
+    if match:
+        return int(match.group(1))
+    length = response.headers.get("Content-Length")
+    return offset + int(length) if length and length.isdigit() else None
+
+
+def _network_error(url: str, part: Path, error: BaseException) -> ConnectionError:
+    kept = f"The partial file was kept at {part}; run again to resume." if part.exists() else ""
+    return ConnectionError(f"Download of {url} failed: {error}. {kept}".strip())
+
+
+def _verify_md5(path: Path, md5: str | None, chunk_size: int) -> None:
+    if md5 is None:
+        return
+    got = file_md5(path, chunk_size)
+    if got != md5.lower():
+        path.unlink()
+        raise ChecksumError(
+            f"Checksum mismatch for {path}: expected md5 {md5.lower()}, got {got}. The file "
+            "was removed; run again to download it afresh (or check the URL / md5)."
+        )
+
+
+class _ProgressBar:
+    """One stderr line, rewritten with ``\\r``: name, percent, MB done / total, MB/s."""
+
+    def __init__(self, name: str, total: int | None, done: int = 0, *, enabled: bool = True):
+        self.name, self.total, self.done, self.enabled = name, total, done, enabled
+        self.start_done, self.start = done, time.monotonic()
+        self.last_draw = 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.enabled and time.monotonic() - self.last_draw >= 0.1:
+            self._draw()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw()
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def _draw(self) -> None:
+        self.last_draw = now = time.monotonic()
+        speed = (self.done - self.start_done) / max(now - self.start, 1e-6) / 1e6
+        mb = self.done / 1e6
+        if self.total:
+            text = f"{100 * self.done / self.total:5.1f}%  {mb:.1f}/{self.total / 1e6:.1f} MB"
+        else:
+            text = f"{mb:.1f} MB"
+        sys.stderr.write(f"\r  {self.name}  {text}  {speed:.1f} MB/s ")
+        sys.stderr.flush()
+
+
+def _say(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- extract
+
+
+def safe_extract(tar_path, dest) -> Path:
+    """Extract a tarball into `dest`, refusing anything that would land outside it.
+
+    Every member is checked before anything is written: absolute paths, ``..``
+    escapes, paths through the archive's own symlinks that lead out, symlinks or
+    hard links pointing outside `dest`, and device files / FIFOs all raise
+    `UnsafeArchiveError` naming the member. Extraction then also uses
+    tarfile's ``filter="data"`` where Python has it. A corrupt or truncated
+    tarball raises `ValueError` naming the file. Returns `dest`.
+
+    >>> safe_extract("data/downloads/VOCtest_06-Nov-2007.tar", "data")   # doctest: +SKIP
+    PosixPath('data')
+    """
+    tar_path, dest = Path(tar_path), Path(dest)
+    if not tar_path.is_file():
+        raise FileNotFoundError(f"Archive not found: {tar_path}")
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            members = tar.getmembers()
+            _check_complete(tar_path, members)
+            _check_members(tar_path, members, root)
+            _extract_all(tar, members, root, tar_path)
+    except UnsafeArchiveError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
+        raise ValueError(
+            f"Cannot extract {tar_path}: the archive is corrupt or truncated ({e}). "
+            "Delete it and download it again."
+        ) from e
+    return dest
+
+
+def _check_complete(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
+    """Catch a truncated uncompressed tarball before extracting anything."""
+    if not members:
+        raise tarfile.ReadError("it holds no files")
+    with open(tar_path, "rb") as f:
+        if f.read(6).startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ")):
+            return  # compressed: truncation shows up while reading
+    data_end = max(
+        m.offset_data + (m.size if m.isreg() and not m.issparse() else 0)
+        for m in members
+    )
+    needed = -(-data_end // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE
+    if tar_path.stat().st_size < needed:  # data and the end-of-archive marker must be there
+        raise tarfile.ReadError(f"{tar_path.stat().st_size} bytes, at least {needed} expected")
+
+
+def _check_members(tar_path: Path, members: list[tarfile.TarInfo], root: Path) -> None:
+    links = {posixpath.normpath(m.name): m.linkname for m in members if m.issym()}
+    for m in members:
+        problem = _member_problem(m, root, links)
+        if problem:
+            raise UnsafeArchiveError(
+                f"Refusing to extract {tar_path}: member {m.name!r} {problem}. "
+                "Nothing was extracted; the archive is unsafe or not the expected one."
+            )
+
+
+def _member_problem(m: tarfile.TarInfo, root: Path, links: Mapping[str, str]) -> str | None:
+    """Why member `m` is unsafe to extract under `root`, or None."""
+    if _is_absolute(m.name):
+        return "has an absolute path"
+    if not _inside(root, m.name, links, follow_last=False):
+        return f"would be written outside {root}"
+    if m.issym():
+        target = posixpath.join(posixpath.dirname(posixpath.normpath(m.name)), m.linkname)
+        if _is_absolute(m.linkname) or not _inside(root, target, links):
+            return f"is a symlink to {m.linkname!r}, outside {root}"
+    elif m.islnk():
+        if _is_absolute(m.linkname) or not _inside(root, m.linkname, links):
+            return f"is a hard link to {m.linkname!r}, outside {root}"
+    elif not (m.isreg() or m.isdir()):
+        return "is a device file, FIFO or other special file"
+    return None
+
+
+def _is_absolute(name: str) -> bool:
+    return name.startswith(("/", "\\")) or bool(PureWindowsPath(name).drive)
+
+
+def _inside(root: Path, name: str, links: Mapping[str, str], *, follow_last: bool = True) -> bool:
+    """Whether archive path `name`, following the archive's own symlinks, stays in `root`."""
+    parts: list[str] = []
+    queue = list(PurePosixPath(name).parts)
+    hops = 0
+    while queue:
+        part = queue.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return False
+            parts.pop()
+            continue
+        parts.append(part)
+        link = links.get("/".join(parts))
+        if link is not None and (queue or follow_last):
+            hops += 1
+            if _is_absolute(link) or hops > 40:
+                return False
+            parts.pop()
+            queue = list(PurePosixPath(link).parts) + queue
+    return root.joinpath(*parts).resolve().is_relative_to(root)  # also existing symlinks in root
+
+
+def _extract_all(tar: tarfile.TarFile, members, root: Path, tar_path: Path) -> None:
+    if not hasattr(tarfile, "data_filter"):  # Python without extraction filters
+        tar.extractall(root, members=members)
+        return
+    try:
+        tar.extractall(root, members=members, filter="data")
+    except tarfile.FilterError as e:
+        name = getattr(e.tarinfo, "name", "?")
+        raise UnsafeArchiveError(f"Refusing to extract {tar_path}: member {name!r}: {e}.") from e
+
+
+# --------------------------------------------------------------------------- VOC 2007
+
+
+def download_voc2007(
+    root="data",
+    *,
+    splits: Iterable[str] | str = ("trainval", "test"),
+    base_url: str | None = None,
+    progress: bool = True,
+    files: Mapping[str, tuple[str, str | None]] | None = None,
+) -> Path:
+    """Download and unpack PASCAL VOC 2007 into `root`; return ``root/VOCdevkit/VOC2007``.
+
+    Tarballs are kept in ``root/downloads/`` (a rerun resumes or skips them) and
+    unpacked into `root`. Nothing happens when every requested split is already
+    complete: its ``ImageSets/Segmentation/<split>.txt`` exists and every image
+    and mask it lists is present. Nothing is written outside `root`.
+
+    Args:
+        root: folder that will hold ``VOCdevkit/VOC2007`` and ``downloads/``.
+        splits: official splits needed: ``"train"``, ``"val"``, ``"trainval"``
+            (the trainval tarball, 450 MB) and/or ``"test"`` (the test tarball,
+            430 MB, with the 210 test masks).
+        base_url: replaces ``http://host.robots.ox.ac.uk/pascal/VOC/voc2007/``
+            (a mirror, a local ``file://`` folder).
+        progress: print what happens and a progress bar to stderr.
+        files: overrides of `VOC2007_FILES`, tarball name -> ``(url or file
+            name, md5)``; a bare file name is looked up under `base_url`.
+
+    >>> voc = download_voc2007("data", splits=("trainval",))   # doctest: +SKIP
+    >>> from src.datasets import read_split
+    >>> len(read_split(voc, "train"))                          # doctest: +SKIP
+    209
+    """
+    root = Path(root).expanduser()
+    voc = root / "VOCdevkit" / "VOC2007"
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    unknown = sorted(set(splits) - set(VOC2007_SPLITS))
+    if unknown or not splits:
+        raise ValueError(
+            f"Unknown VOC 2007 split(s) {unknown or splits}: use some of {list(VOC2007_SPLITS)}."
+        )
+    table = {**VOC2007_FILES, **(files or {})}
+    missing = [s for s in splits if not _split_complete(voc, s)]
+    if not missing:
+        _say(progress, f"VOC 2007 {', '.join(splits)} already in {voc}: nothing to download.")
+        return voc
+    for name in dict.fromkeys(VOC2007_SPLITS[s] for s in missing):  # ordered, no repeats
+        url, md5 = table[name]
+        url = _url_for(url, base_url)
+        tar_path = download_file(url, root / "downloads" / name, md5=md5, progress=progress)
+        _say(progress, f"Extracting {tar_path} into {root}")
+        safe_extract(tar_path, root)
+    still_missing = [s for s in splits if not _split_complete(voc, s)]
+    if still_missing:
+        raise FileNotFoundError(
+            f"After extraction, split(s) {still_missing} are still incomplete in {voc} (a list "
+            "file, image or mask is missing). The tarballs in "
+            f"{root / 'downloads'} are not the expected ones: delete them and run again."
+        )
+    return voc
+
+
+def _url_for(url_or_name: str, base_url: str | None) -> str:
+    """Full URL of a tarball: a bare name or an official URL goes under `base_url`."""
+    name = url_or_name.removeprefix(VOC2007_URL)
+    if "://" in name:
+        return name
+    return (base_url.rstrip("/") + "/" if base_url else VOC2007_URL) + name
+
+
+_VOC_FILES = (("JPEGImages", ".jpg"), ("SegmentationClass", ".png"))
+
+
+def _split_complete(voc: Path, split: str) -> bool:
+    """Whether the split's list file exists and every image and mask it names does."""
+    list_file = voc / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not list_file.is_file():
+        return False
+    ids = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+    files = [voc / d / f"{i}{ext}" for i in ids for d, ext in _VOC_FILES]
+    return bool(ids) and all(f.is_file() for f in files)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m src.download --root data [--splits ...] [--base-url URL]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src.download", description="Download and unpack PASCAL VOC 2007."
+    )
+    parser.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/")
+    parser.add_argument(
+        "--splits", nargs="+", default=["trainval", "test"], choices=sorted(VOC2007_SPLITS)
+    )
+    parser.add_argument("--base-url", default=None, help=f"mirror replacing {VOC2007_URL}")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    try:
+        voc = download_voc2007(
+            args.root, splits=args.splits, base_url=args.base_url, progress=not args.quiet
+        )
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(voc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

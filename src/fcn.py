@@ -1,0 +1,300 @@
+"""Fully convolutional networks (Long, Shelhamer & Darrell, 2015) on a VGG16 encoder.
+
+One builder, `build_fcn`, gives FCN-32s (the paper's bilinear decoder or the
+reference notebook's BatchNorm decoder), FCN-16s and FCN-8s. Every model takes
+RGB (or grayscale) images with values in 0..255 of any size and returns
+per-pixel class logits at that same size:
+
+>>> from src.fcn import build_fcn
+>>> model = build_fcn("fcn8s", num_classes=11, backbone_weights=None)
+>>> model(np.zeros((1, 333, 500, 3), "float32")).shape
+TensorShape([1, 333, 500, 11])
+
+How any size works: the input is padded at the bottom and right to a multiple
+of 32, all upsampling is by transposed convolutions with "same" padding (whose
+grids line up exactly with the pooling grids, so the paper's crop offsets are
+zero), and the logits are cropped back to the input's size.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
+DECODERS = ("bilinear", "notebook")
+# VGG16's caffe preprocessing: BGR order, ImageNet mean subtracted, no scaling.
+VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="fcn")
+class VGGPreprocess(layers.Layer):
+    """RGB 0..255 -> VGG16 input (BGR, ImageNet mean subtracted), always in float32."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        images = ops.cast(images, "float32")
+        return ops.flip(images, axis=-1) - ops.convert_to_tensor(VGG_MEAN_BGR, "float32")
+
+
+@keras.saving.register_keras_serializable(package="fcn")
+class PadToMultiple(layers.Layer):
+    """Zero-pad height and width at the bottom/right up to a multiple of `multiple`."""
+
+    def __init__(self, multiple: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = multiple
+
+    def call(self, x):
+        shape = ops.shape(x)
+        pad_h = (-shape[1]) % self.multiple
+        pad_w = (-shape[2]) % self.multiple
+        return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, None, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="fcn")
+class CropToReference(layers.Layer):
+    """Crop ``x`` to the height and width of ``reference`` (top-left aligned)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        shape = ops.shape(reference)
+        return x[:, : shape[1], : shape[2], :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
+@keras.saving.register_keras_serializable(package="fcn")
+class BilinearUpsampling(keras.initializers.Initializer):
+    """Kernel of a transposed convolution that performs bilinear interpolation.
+
+    For a kernel of shape (2f, 2f, C, C) the transposed convolution with stride
+    f upsamples each channel by f exactly as bilinear resizing with half-pixel
+    centres does (channels are not mixed).
+    """
+
+    def __call__(self, shape, dtype=None):
+        return ops.convert_to_tensor(bilinear_kernel(shape[0], shape[2], shape[3]), dtype or "float32")
+
+
+def bilinear_kernel(size: int, out_channels: int, in_channels: int) -> np.ndarray:
+    """The (size, size, out, in) kernel of bilinear upsampling by ``(size + 1) // 2``."""
+    if out_channels != in_channels:
+        raise ValueError("Bilinear upsampling maps each channel to itself: channels must agree.")
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    ramp = 1 - np.abs(np.arange(size) - center) / factor
+    kernel = np.zeros((size, size, out_channels, in_channels), np.float32)
+    kernel[:, :, np.arange(in_channels), np.arange(in_channels)] = np.outer(ramp, ramp)[..., None]
+    return kernel
+
+
+def resolve_backbone_weights(backbone_weights="imagenet"):
+    """Which VGG16 weights to load: ``"imagenet"``, ``None`` or a file path.
+
+    The default ``"imagenet"`` is replaced by the file named in the
+    ``FCN_BACKBONE_WEIGHTS`` environment variable when it is set (offline
+    machines); an explicit path or ``None`` is used as given.
+    """
+    if backbone_weights == "imagenet" and os.environ.get("FCN_BACKBONE_WEIGHTS"):
+        backbone_weights = os.environ["FCN_BACKBONE_WEIGHTS"]
+    if backbone_weights in ("imagenet", None):
+        return backbone_weights
+    path = Path(backbone_weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG16 weight file not found: {path}")
+    return str(path)
+
+
+def _keras_cache_file() -> Path:
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return keras_home / "models" / VGG16_NOTOP_FILE
+
+
+def _vgg16(x, backbone_weights):
+    """VGG16 convolution blocks applied to the tensor ``x`` (a flat part of our graph)."""
+    weights = resolve_backbone_weights(backbone_weights)
+    try:
+        return keras.applications.VGG16(include_top=False, weights=weights, input_tensor=x)
+    except Exception as e:
+        if weights == "imagenet":
+            raise RuntimeError(
+                f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for "
+                f"{_keras_cache_file()} and downloads it when missing. Offline, copy the file "
+                "there, pass backbone_weights='/path/to/vgg16_notop.h5', set "
+                "FCN_BACKBONE_WEIGHTS, or use backbone_weights=None for random weights."
+            ) from e
+        raise ValueError(
+            f"The VGG16 weight file {weights} does not fit keras.applications.VGG16"
+            f"(include_top=False): {e}. It must hold the 13 convolution layers "
+            "block1_conv1 ... block5_conv3 (the official *_notop.h5 layout)."
+        ) from e
+
+
+def _upsample(x, channels: int, factor: int, name: str, trainable: bool = True):
+    return layers.Conv2DTranspose(
+        channels,
+        2 * factor,
+        strides=factor,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=BilinearUpsampling(),
+        trainable=trainable,
+        name=name,
+    )(x)
+
+
+def _notebook_decoder(x, num_classes: int):
+    """The reference notebook's decoder: five stride-2 deconvs with BatchNorm, then 1x1."""
+    for i, filters in enumerate((512, 256, 128, 64, 32), start=1):
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"deconv{i}")(x)
+        x = layers.BatchNormalization(name=f"deconv{i}_bn")(x)
+        x = layers.ReLU(name=f"deconv{i}_relu")(x)
+    return layers.Conv2D(num_classes, 1, name="classifier")(x)
+
+
+def _score_skip(features, num_classes: int, scale: float, name: str):
+    """The paper's skip score layer: scaled pool features, 1x1 conv initialised at zero."""
+    features = layers.Rescaling(scale, name=f"{name}_scale")(features)
+    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)(features)
+
+
+def build_fcn(
+    variant: str = "fcn32s",
+    *,
+    num_classes: int = 21,
+    input_shape=(None, None, 3),
+    backbone_weights="imagenet",
+    decoder: str = "bilinear",
+    fc_units: int = 4096,
+    fc_kernel_size: int = 1,
+    dropout: float = 0.5,
+    learn_upsampling: bool = False,
+    skip_scales: tuple[float, float] = (0.01, 0.0001),
+    name: str | None = None,
+) -> keras.Model:
+    """Build FCN-32s, FCN-16s or FCN-8s on a VGG16 encoder.
+
+    Args:
+        variant: ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` (skips from pool4 and pool3).
+        num_classes: number of output channels (21 for VOC, 11 for CamVid).
+        input_shape: ``(H, W, 3)`` or ``(H, W, 1)``; H and W may be None.
+            Grayscale is repeated to three channels, so ImageNet weights apply.
+        backbone_weights: ``"imagenet"`` (Keras' cache or download, or the file
+            in ``FCN_BACKBONE_WEIGHTS``), a path to a VGG16 no-top ``.h5``, or
+            ``None`` for random initialisation.
+        decoder: for FCN-32s, ``"bilinear"`` (the paper: one stride-32
+            transposed convolution initialised to bilinear interpolation) or
+            ``"notebook"`` (the reference notebook's five BatchNorm deconvs).
+        fc_units, fc_kernel_size, dropout: fc6/fc7 as convolutions (the
+            reference notebook uses 1x1 kernels; the paper 7x7 for fc6).
+        learn_upsampling: train the final bilinear upsampling (the paper keeps it fixed;
+            the 2x upsamplings of FCN-16s/8s are always trained, as in the paper).
+        skip_scales: factors applied to pool4 and pool3 before their score layers
+            (the paper's at-once FCN-8s uses 0.01 and 0.0001).
+
+    Returns:
+        A `keras.Model` from images (RGB 0..255) to logits (batch, H, W, num_classes).
+
+    Example:
+
+    >>> model = build_fcn("fcn32s", decoder="notebook", num_classes=21, backbone_weights=None)
+    >>> model.output_shape
+    (None, None, None, 21)
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}: use one of {VARIANTS}.")
+    if decoder not in DECODERS:
+        raise ValueError(f"Unknown decoder {decoder!r}: use one of {DECODERS}.")
+    if decoder == "notebook" and variant != "fcn32s":
+        raise ValueError("decoder='notebook' is the reference notebook's FCN-32s decoder; "
+                         f"{variant} uses the paper's bilinear skip decoder.")
+    channels = input_shape[-1]
+    if channels not in (1, 3):
+        raise ValueError(f"input_shape must end in 1 (grayscale) or 3 (RGB) channels, got {input_shape}.")
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if channels == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = VGGPreprocess(name="vgg_preprocess")(x)
+    x = PadToMultiple(32, name="pad_to_32")(x)
+    vgg = _vgg16(x, backbone_weights)
+    pool3, pool4 = (vgg.get_layer(n).output for n in ("block3_pool", "block4_pool"))
+
+    x = layers.Conv2D(fc_units, fc_kernel_size, padding="same", activation="relu", name="fc6")(vgg.output)
+    x = layers.Dropout(dropout, name="drop6")(x)
+    x = layers.Conv2D(fc_units, 1, activation="relu", name="fc7")(x)
+    x = layers.Dropout(dropout, name="drop7")(x)
+
+    if decoder == "notebook":
+        x = _notebook_decoder(x, num_classes)
+    else:
+        x = layers.Conv2D(num_classes, 1, name="score_fr")(x)
+        if variant == "fcn32s":
+            x = _upsample(x, num_classes, 32, "upscore32", learn_upsampling)
+        else:
+            x = _upsample(x, num_classes, 2, "upscore2")
+            x = layers.Add(name="fuse_pool4")([x, _score_skip(pool4, num_classes, skip_scales[0], "score_pool4")])
+            if variant == "fcn16s":
+                x = _upsample(x, num_classes, 16, "upscore16", learn_upsampling)
+            else:
+                x = _upsample(x, num_classes, 2, "upscore_pool4")
+                x = layers.Add(name="fuse_pool3")([x, _score_skip(pool3, num_classes, skip_scales[1], "score_pool3")])
+                x = _upsample(x, num_classes, 8, "upscore8", learn_upsampling)
+
+    x = CropToReference(name="crop_to_input")([x, inputs])
+    logits = layers.Activation("linear", dtype="float32", name="logits")(x)
+    default_name = f"fcn32s_{decoder}" if variant == "fcn32s" else variant
+    return keras.Model(inputs, logits, name=name or default_name)
+
+
+def load_fcn(path) -> keras.Model:
+    """Load a model saved with ``model.save("x.keras")``, in Keras' safe mode.
+
+    Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
+    a ``.keras`` file from an untrusted source cannot run code when loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Model file not found: {path}")
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def count_flops(model: keras.Model, image_size=(256, 256)) -> int:
+    """Forward FLOPs (2 x multiply-adds) of the convolutions for one image of `image_size`.
+
+    Each (transposed) convolution's output size is read from a real forward
+    pass, and its multiply-adds counted from its kernel; pooling, activations,
+    BatchNorm and additions are left out (well under 1% of the total here).
+
+    >>> count_flops(build_fcn("fcn32s", backbone_weights=None), (256, 256)) / 1e9  # doctest: +SKIP
+    41.1
+    """
+    convs = [l for l in model.layers if isinstance(l, (layers.Conv2D, layers.Conv2DTranspose))]
+    probe = keras.Model(model.input, [layer.output for layer in convs])
+    outputs = probe(np.zeros((1, *image_size, model.input_shape[-1]), "float32"))
+    flops = 0
+    for layer, output in zip(convs, outputs):
+        kh, kw, c1, c2 = layer.kernel.shape
+        pixels = output.shape[1] * output.shape[2]
+        if isinstance(layer, layers.Conv2DTranspose):
+            pixels //= layer.strides[0] * layer.strides[1]  # one kernel scatter per input pixel
+        flops += 2 * pixels * kh * kw * c1 * c2
+    return int(flops)

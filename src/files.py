@@ -1,0 +1,39 @@
+"""Atomic file writes: a crash never leaves a half-written file that looks valid.
+
+>>> with atomic_path("results/metrics.json") as tmp:   # doctest: +SKIP
+...     tmp.write_text("{}")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary name keeps the suffix (``.keras``, ``.png``), so writers that
+    check it are satisfied.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path, data) -> Path:
+    """Write `data` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return Path(path)

@@ -1,0 +1,191 @@
+"""tf.data input pipeline: decode, resize, augment, batch.
+
+Images come out as float32 RGB in 0..255 and masks as int32 class ids with
+void = 255 (or one-hot float32, void all-zero). The VGG16 preprocessing lives
+in the model itself (`src.fcn.VGGPreprocess`), so training, evaluation and
+prediction share it and a saved model takes plain RGB images.
+
+>>> from src.pipeline import make_dataset
+>>> train_ds = make_dataset(split="train", dataset="camvid", augment=True, seed=0)  # doctest: +SKIP
+>>> images, masks = next(iter(train_ds))                                           # doctest: +SKIP
+>>> images.shape, masks.shape                                                      # doctest: +SKIP
+(TensorShape([8, 256, 256, 3]), TensorShape([8, 256, 256]))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from src.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
+
+AUTOTUNE = tf.data.AUTOTUNE
+# ImageNet mean in RGB: pixels padded with it become zero after VGG preprocessing.
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+def make_dataset(
+    root=None,
+    split: str = "train",
+    *,
+    dataset="voc2007",
+    image_size: tuple[int, int] | None = (256, 256),
+    batch_size: int = 8,
+    augment: bool = False,
+    one_hot: bool = False,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    cache: bool = False,
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    drop_remainder: bool | None = None,
+    validate: bool = True,
+) -> tf.data.Dataset:
+    """A `tf.data.Dataset` of ``(images, masks)`` batches for one split.
+
+    Args:
+        root: dataset folder; default `src.datasets.default_root(dataset)`
+            (``VOC_ROOT`` / ``CAMVID_ROOT`` or ``data/``).
+        split: split name (``"train"``, ``"val"``, ...).
+        dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`.
+        image_size: (height, width) of every example. Images are resized
+            bilinearly and masks with nearest neighbour, so no label is ever
+            invented. ``None`` keeps each image's own size (batches are padded
+            with void).
+        augment: random scale in ``scale_range`` around ``image_size``, random
+            crop (padding with void where the scaled image is smaller) and
+            horizontal flip, applied identically to image and mask.
+        one_hot: masks as (H, W, num_classes) float32, void pixels all-zero
+            (the reference notebook's BCE targets).
+        shuffle: reshuffle every epoch; default: when augmenting.
+        seed: makes order and augmentation reproducible.
+        cache: keep decoded images in memory after the first epoch.
+        drop_remainder: default: when augmenting (fixed batch shapes).
+        validate: check every file and image/mask size up front (headers only).
+
+    Example:
+
+    >>> ds = make_dataset("data/sample/voc2007", "val", batch_size=1)  # doctest: +SKIP
+    """
+    spec = get_spec(dataset)
+    root = default_root(spec) if root is None else root
+    samples = read_split(root, split, spec)
+    if validate:
+        check_samples(samples, spec)
+    if augment and image_size is None:
+        raise ValueError("augment=True needs an image_size to crop to.")
+    if image_size is not None:
+        image_size = _check_size(image_size)
+    shuffle = augment if shuffle is None else shuffle
+    drop_remainder = augment if drop_remainder is None else drop_remainder
+
+    ds = tf.data.Dataset.range(len(samples))
+    if shuffle and not cache:
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(_decoder(samples, spec), num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+        if shuffle:
+            ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda pair, s: augment_pair(*pair, s, image_size=image_size, scale_range=scale_range),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    elif image_size is not None:
+        ds = ds.map(lambda i, m: resize_pair(i, m, image_size), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(lambda i, m: (tf.cast(i, tf.float32), tf.cast(m, tf.int32)))
+    if one_hot:
+        depth = spec.num_classes
+        ds = ds.map(lambda i, m: (i, tf.one_hot(m, depth)), num_parallel_calls=AUTOTUNE)
+    if image_size is None:
+        mask_pad = 0.0 if one_hot else VOID
+        ds = ds.padded_batch(batch_size, padding_values=(0.0, mask_pad), drop_remainder=drop_remainder)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _check_size(image_size) -> tuple[int, int]:
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise ValueError(f"image_size must be (height, width) of positive ints, got {image_size!r}.")
+    return int(image_size[0]), int(image_size[1])
+
+
+def _decoder(samples, spec):
+    """A tf.data map function: sample index -> (uint8 image, uint8 mask).
+
+    Decoding runs in OpenCV/Pillow (through `tf.numpy_function`), so a bad file
+    fails with our message naming it instead of an opaque TensorFlow error.
+    """
+
+    def load(index):
+        return load_sample(samples[int(index)], spec)
+
+    def decode(index):
+        image, mask = tf.numpy_function(load, [index], (tf.uint8, tf.uint8), stateful=False)
+        image.set_shape((None, None, 3))
+        mask.set_shape((None, None))
+        return image, mask
+
+    return decode
+
+
+def resize_pair(image, mask, size):
+    """Resize an image bilinearly (antialiased) and its mask with nearest neighbour.
+
+    >>> image, mask = resize_pair(np.zeros((375, 500, 3), np.uint8), np.zeros((375, 500), np.uint8), (256, 256))
+    >>> tuple(image.shape), tuple(mask.shape), mask.dtype.name
+    ((256, 256, 3), (256, 256), 'int32')
+    """
+    image = tf.image.resize(tf.cast(image, tf.float32), size, "bilinear", antialias=True)
+    mask = tf.image.resize(tf.cast(mask, tf.int32)[..., None], size, "nearest")[..., 0]
+    return image, mask
+
+
+def augment_pair(image, mask, seed, *, image_size, scale_range=(0.5, 2.0)):
+    """Random scale, crop and horizontal flip, identical for image and mask.
+
+    The image is resized to ``image_size`` times a random factor from
+    ``scale_range``, then a random ``image_size`` window is cut out; where the
+    scaled image is smaller, the image is padded with the ImageNet mean and the
+    mask with void (255). `seed` is a shape-(2,) integer tensor (stateless ops,
+    so a given seed always gives the same result).
+    """
+    height, width = image_size
+    seeds = tf.random.split(tf.cast(seed, tf.int64), 4)
+    scale = tf.random.stateless_uniform([], seeds[0], *scale_range)
+    scaled = (
+        tf.cast(tf.round(height * scale), tf.int32),
+        tf.cast(tf.round(width * scale), tf.int32),
+    )
+    image, mask = resize_pair(image, mask, scaled)
+
+    pad_h = tf.maximum(height - scaled[0], 0)
+    pad_w = tf.maximum(width - scaled[1], 0)
+    mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
+    image = tf.pad(image - mean, [[0, pad_h], [0, pad_w], [0, 0]]) + mean
+    mask = tf.pad(mask, [[0, pad_h], [0, pad_w]], constant_values=VOID)
+
+    top = tf.random.stateless_uniform([], seeds[1], 0, tf.shape(mask)[0] - height + 1, tf.int32)
+    left = tf.random.stateless_uniform([], seeds[2], 0, tf.shape(mask)[1] - width + 1, tf.int32)
+    image = image[top : top + height, left : left + width]
+    mask = mask[top : top + height, left : left + width]
+
+    flip = tf.random.stateless_uniform([], seeds[3]) < 0.5
+    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+    mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+    image.set_shape((height, width, 3))
+    mask.set_shape((height, width))
+    return image, mask
+
+
+def class_pixel_counts(ds: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Count the pixels of each class over a dataset of sparse masks (void excluded)."""
+    counts = np.zeros(num_classes, np.int64)
+    for _, masks in ds:
+        m = masks.numpy().ravel()
+        counts += np.bincount(m[m != VOID], minlength=num_classes)[:num_classes]
+    return counts

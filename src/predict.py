@@ -1,0 +1,95 @@
+"""Prediction at the input's own resolution.
+
+The model sees the image at its own size (or at ``input_size``, with the
+logits resized back bilinearly), and the argmax gives an (H, W) uint8 map of
+class ids for an (H, W) image, whatever its size or channels.
+
+>>> from src.predict import predict_mask
+>>> mask = predict_mask(model, "data/sample/voc2007/JPEGImages/001763.jpg")  # doctest: +SKIP
+>>> mask.shape, mask.dtype                                                    # doctest: +SKIP
+((375, 500), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from keras import ops
+
+from src.datasets import load_image, to_rgb_uint8
+
+MAX_PIXELS = 2048 * 2048
+
+
+def prepare_image(image, channels: int = 3) -> np.ndarray:
+    """An image path or array as uint8 (H, W, channels): the one conversion used everywhere.
+
+    Grayscale, RGBA, 16-bit and float images (values in [0, 1] or 0..255) are
+    converted; a wrong rank or dtype raises `ValueError`.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        rgb = load_image(Path(image))
+    else:
+        rgb = to_rgb_uint8(image)
+    if channels == 1:
+        return np.round(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+    return rgb
+
+
+def predict_logits(model, images: np.ndarray, *, input_size=None, max_pixels: int = MAX_PIXELS):
+    """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
+
+    With ``input_size=(h, w)`` the batch is resized to that size for the
+    model and the logits are resized back bilinearly to (H, W).
+    """
+    images = np.asarray(images)
+    height, width = images.shape[1:3]
+    size = tuple(input_size) if input_size is not None else (height, width)
+    if size[0] * size[1] > max_pixels:
+        raise ValueError(
+            f"Image of {size[0]}x{size[1]} pixels exceeds max_pixels={max_pixels}: the model "
+            "would need many GB of memory. Pass input_size=(h, w) to predict at a lower "
+            "resolution (the logits are resized back to the image's size), or raise max_pixels."
+        )
+    x = ops.convert_to_tensor(images, "float32")
+    if size != (height, width):
+        x = ops.image.resize(x, size, interpolation="bilinear", antialias=True)
+    logits = model.predict_on_batch(x)
+    if size != (height, width):
+        logits = ops.image.resize(logits, (height, width), interpolation="bilinear")
+    return ops.convert_to_numpy(logits)
+
+
+def predict_mask(model, image, *, input_size=None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution.
+
+    >>> predict_mask(model, np.zeros((333, 500), np.uint8)).shape  # grayscale  # doctest: +SKIP
+    (333, 500)
+    """
+    image = prepare_image(image, model.input_shape[-1])
+    logits = predict_logits(model, image[None], input_size=input_size, max_pixels=max_pixels)
+    return logits[0].argmax(-1).astype(np.uint8)
+
+
+def predict_masks(model, images, *, input_size=None, batch_size: int = 8, max_pixels: int = MAX_PIXELS):
+    """Masks for a batch array (N, H, W[, C]) or a list of arrays or paths.
+
+    Images of equal size are run together in batches of `batch_size`. Returns
+    a list of (H, W) uint8 arrays in the order given.
+    """
+    channels = model.input_shape[-1]
+    prepared = [prepare_image(image, channels) for image in images]
+    masks = [None] * len(prepared)
+    by_size: dict[tuple, list[int]] = {}
+    for i, image in enumerate(prepared):
+        by_size.setdefault(image.shape, []).append(i)
+    for indices in by_size.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            batch = np.stack([prepared[i] for i in chunk])
+            logits = predict_logits(model, batch, input_size=input_size, max_pixels=max_pixels)
+            for i, l in zip(chunk, logits):
+                masks[i] = l.argmax(-1).astype(np.uint8)
+    return masks

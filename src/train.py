@@ -1,0 +1,289 @@
+"""Training with `model.fit`: void-aware losses, best checkpoint by validation
+mean IoU, CSV history, NaN guard, resumable runs and `tf.distribute`.
+
+From a notebook:
+
+>>> from src.train import train
+>>> history = train(lambda: build_fcn("fcn8s", num_classes=11), train_ds, val_ds,
+...                 epochs=40, checkpoint_dir="runs/camvid_fcn8s")   # doctest: +SKIP
+
+From a shell (trains, then scores the best checkpoint at full resolution):
+
+    python -m src.train --dataset camvid --variant fcn8s --epochs 40 --out runs/camvid_fcn8s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from src.files import atomic_path, write_json
+from src.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
+from src.metrics import SegmentationMeanIoU
+
+LOSSES = ("sparse_ce", "bce_onehot")
+SCHEDULES = ("plateau", "poly", "constant")
+MONITOR = "val_mean_iou"
+
+
+def set_precision(policy: str = "float32") -> None:
+    """Set Keras' global dtype policy; call it *before* building the model.
+
+    ``"mixed_float16"`` for NVIDIA GPUs, ``"mixed_bfloat16"`` for TPUs and
+    CPUs with AVX-512 BF16 / AMX, ``"float32"`` otherwise. Losses, metrics and
+    the model's logits stay float32.
+    """
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def make_loss(loss: str = "sparse_ce", *, class_weights=None) -> keras.losses.Loss:
+    """``"sparse_ce"``: softmax cross-entropy ignoring void (optionally class-weighted);
+    ``"bce_onehot"``: the reference notebook's BCE on one-hot targets, void ignored."""
+    if loss == "sparse_ce":
+        return MaskedCrossEntropy(class_weights=class_weights)
+    if loss == "bce_onehot":
+        if class_weights is not None:
+            raise ValueError("class_weights are supported with loss='sparse_ce' only.")
+        return MaskedBinaryCrossEntropy()
+    raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+
+
+def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", decay_steps: int | None = None):
+    """Adam with a constant rate (``"plateau"``: lowered by `ReduceLROnPlateau`,
+    ``"constant"``) or the polynomial decay of DeepLab (``"poly"``, power 0.9)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {schedule!r}: use one of {SCHEDULES}.")
+    if schedule == "poly":
+        if not decay_steps:
+            raise ValueError("schedule='poly' needs the number of training steps (decay_steps).")
+        learning_rate = keras.optimizers.schedules.PolynomialDecay(
+            learning_rate, decay_steps, end_learning_rate=learning_rate * 1e-3, power=0.9
+        )
+    return keras.optimizers.Adam(learning_rate)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Save the model when the monitored score improves, atomically.
+
+    The best score so far is kept in ``<path>.json`` beside the model, so a
+    resumed run does not overwrite a better checkpoint with a worse one.
+    """
+
+    def __init__(self, path, monitor: str = MONITOR):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.record = self.path.with_suffix(".json")
+
+    def best(self) -> float:
+        if self.record.is_file() and self.path.is_file():
+            return json.loads(self.record.read_text())[self.monitor]
+        return -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value) or value <= self.best():
+            return
+        with atomic_path(self.path) as tmp:
+            self.model.save(tmp)
+        write_json(self.record, {self.monitor: float(value), "epoch": epoch + 1})
+
+
+class NaNGuard(keras.callbacks.TerminateOnNaN):
+    """`TerminateOnNaN` that remembers where the loss went bad."""
+
+    where: tuple[int, int] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.where = (self.epoch + 1, batch + 1)
+        super().on_batch_end(batch, logs)
+
+
+def train(
+    model,
+    train_ds,
+    val_ds=None,
+    *,
+    epochs: int = 10,
+    loss: str = "sparse_ce",
+    class_weights=None,
+    learning_rate: float = 1e-4,
+    schedule: str = "plateau",
+    optimizer=None,
+    checkpoint_dir="runs/fcn",
+    strategy=None,
+    jit_compile: bool = False,
+    tensorboard: bool = False,
+    callbacks=(),
+    verbose="auto",
+) -> keras.callbacks.History:
+    """Compile and fit a segmentation model; the best model is ``checkpoint_dir/best.keras``.
+
+    Args:
+        model: a `keras.Model`, or a function that builds one. With a
+            `strategy`, pass the function: the model and optimizer must be
+            created under ``strategy.scope()``, which this function does.
+        train_ds, val_ds: datasets of (images, masks) from `make_dataset`
+            (global batches under a strategy). Without `val_ds` the training
+            mean IoU picks the best checkpoint.
+        loss: ``"sparse_ce"`` (void ignored) or ``"bce_onehot"`` (the reference).
+        learning_rate, schedule: Adam's rate and ``"plateau"`` (the reference's
+            ReduceLROnPlateau on validation mean IoU), ``"poly"`` or ``"constant"``.
+        optimizer: a function returning a Keras optimizer, to replace Adam.
+        checkpoint_dir: ``best.keras`` (+ ``best.json``), ``history.csv`` and
+            ``backup/`` (`BackupAndRestore`: rerun the same call after a crash
+            and training resumes from the last finished epoch).
+        strategy: a `tf.distribute.Strategy` (e.g. `MirroredStrategy`).
+        jit_compile: compile the train step with XLA.
+
+    Raises:
+        FloatingPointError: the loss became NaN; the best checkpoint is intact.
+    """
+    import tensorflow as tf  # tf.distribute only
+
+    strategy = strategy or tf.distribute.get_strategy()
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = checkpoint_dir / "backup"
+    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
+
+    with strategy.scope():
+        if callable(model) and not isinstance(model, keras.Model):
+            model = model()
+        elif strategy.num_replicas_in_sync > 1:
+            _check_created_in_scope(model, strategy)
+        steps = int(train_ds.cardinality())
+        decay_steps = epochs * steps if steps > 0 else None
+        opt = optimizer() if optimizer else make_optimizer(learning_rate, schedule=schedule, decay_steps=decay_steps)
+        model.compile(
+            optimizer=opt,
+            loss=make_loss(loss, class_weights=class_weights),
+            metrics=[SegmentationMeanIoU(model.output_shape[-1])],
+            jit_compile=jit_compile,
+        )
+
+    monitor = MONITOR if val_ds is not None else "mean_iou"
+    guard = NaNGuard()
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        BestCheckpoint(checkpoint_dir / "best.keras", monitor),
+        keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming),
+        guard,
+        *callbacks,
+    ]
+    if schedule == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
+    if tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
+
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
+    if guard.where:
+        epoch, batch = guard.where
+        best = checkpoint_dir / "best.keras"
+        kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
+        raise FloatingPointError(
+            f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept}. "
+            "Lower the learning rate, check the data for corrupt masks, or use float32."
+        )
+    return history
+
+
+def _check_created_in_scope(model, strategy):
+    if not strategy.extended.variable_created_in_scope(model.weights[0].value):
+        raise ValueError(
+            "With a tf.distribute strategy, pass a function that builds the model "
+            "(e.g. lambda: build_fcn(...)) so that train() creates it under strategy.scope()."
+        )
+
+
+def _parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "camvid"))
+    p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
+    p.add_argument("--variant", default="fcn32s", choices=("fcn32s", "fcn16s", "fcn8s"))
+    p.add_argument("--decoder", default="bilinear", choices=("bilinear", "notebook"))
+    p.add_argument("--backbone-weights", default="imagenet", help="'imagenet', 'none' or a VGG16 no-top .h5 path")
+    p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
+                   help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
+    p.add_argument("--image-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    p.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--loss", default="sparse_ce", choices=LOSSES)
+    p.add_argument("--class-weights", default="none", choices=("none", "median"))
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--schedule", default="plateau", choices=SCHEDULES)
+    p.add_argument("--train-split", default=None, help="default: train")
+    p.add_argument("--val-split", default="val")
+    p.add_argument("--eval-split", default=None, help="split scored at full resolution (default: val for VOC, test for CamVid)")
+    p.add_argument("--eval-input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="resize images to this size for prediction (logits resized back); default: own size")
+    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    """Train, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it."""
+    from src.datasets import get_spec
+    from src.evaluate import evaluate
+    from src.fcn import build_fcn, load_fcn, resolve_backbone_weights
+    from src.losses import median_frequency_weights
+    from src.pipeline import class_pixel_counts, make_dataset
+
+    args = _parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    set_precision(args.precision)
+    spec = get_spec(args.dataset)
+    out = Path(args.out or f"runs/{args.dataset}_{args.variant}")
+    weights = None if args.backbone_weights.lower() == "none" else args.backbone_weights
+    one_hot = args.loss == "bce_onehot"
+    common = dict(dataset=spec, image_size=tuple(args.image_size), batch_size=args.batch_size, one_hot=one_hot, cache=True)
+    train_ds = make_dataset(args.root, args.train_split or "train", augment=True, seed=args.seed,
+                            scale_range=tuple(args.scale_range), **common)
+    val_ds = make_dataset(args.root, args.val_split, **common)
+    class_weights = None
+    if args.class_weights == "median":
+        counts = class_pixel_counts(make_dataset(args.root, args.train_split or "train", **{**common, "one_hot": False}),
+                                    spec.num_classes)
+        class_weights = median_frequency_weights(counts).tolist()
+
+    started = time.time()
+    train(
+        lambda: build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
+                          decoder=args.decoder, skip_scales=tuple(args.skip_scales)),
+        train_ds, val_ds, epochs=args.epochs, loss=args.loss, class_weights=class_weights,
+        learning_rate=args.lr, schedule=args.schedule, checkpoint_dir=out, jit_compile=args.jit,
+        verbose=2,
+    )
+    train_seconds = time.time() - started
+    eval_split = args.eval_split or ("test" if spec.name == "camvid" else "val")
+    model = load_fcn(out / "best.keras")
+    scores = evaluate(model, args.root, eval_split, dataset=spec, input_size=args.eval_input_size)
+    resolved = resolve_backbone_weights(weights)
+    metrics = {
+        "recipe": {**vars(args), "class_weights": class_weights},
+        "backbone_weights": Path(resolved).name if resolved not in ("imagenet", None) else resolved,
+        "best_checkpoint": json.loads((out / "best.json").read_text()),
+        "train_seconds": round(train_seconds, 1),
+        **scores,
+    }
+    write_json(out / "metrics.json", metrics)
+    print(json.dumps({k: metrics[k] for k in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy")}))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

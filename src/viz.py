@@ -1,0 +1,536 @@
+"""Plots for semantic segmentation: coloured masks, overlays, prediction grids,
+training curves, per-class IoU and confusion matrices.
+
+Plain NumPy and matplotlib, no TensorFlow. Every plotting function returns a
+`matplotlib.figure.Figure` that is not registered with pyplot: it renders
+headless (no display, no ``plt.show()``), is freed like any Python object, and
+shows as a notebook cell's value. Write one to disk with `save_figure`.
+
+Masks are (H, W) integer class ids with void = 255, as `src.datasets.load_mask`
+returns them; images are RGB (H, W, 3), uint8 or float in [0, 1].
+
+Example:
+
+>>> from src.datasets import load_image, load_mask
+>>> image = load_image("data/sample/voc2007/JPEGImages/001763.jpg")         # doctest: +SKIP
+>>> mask = load_mask("data/sample/voc2007/SegmentationClass/001763.png")    # doctest: +SKIP
+>>> fig = show_predictions([image], [mask], model.predict(image[None]))     # doctest: +SKIP
+>>> save_figure(fig, "results/figures/example.png")                          # doctest: +SKIP
+PosixPath('results/figures/example.png')
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from src.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
+
+VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
+LR_KEYS = ("learning_rate", "lr")
+
+
+# ---------------------------------------------------------------------------
+# Arrays: colour masks and overlays
+# ---------------------------------------------------------------------------
+
+
+def colorize(mask, colormap=VOC_COLORMAP, *, void_color=VOID_COLOR) -> np.ndarray:
+    """Turn (H, W) class ids into an (H, W, 3) uint8 RGB picture.
+
+    Class ``i`` gets ``colormap[i]``, void (255) gets `void_color`. Any other id
+    without a colour raises `ValueError` (a CamVid mask drawn with the VOC
+    palette, say).
+
+    >>> colorize(np.array([[0, 1, 255]]))[0].tolist()
+    [[0, 0, 0], [128, 0, 0], [224, 224, 192]]
+    """
+    mask = _as_mask(mask)
+    colormap = _as_colormap(colormap)
+    _check_ids(mask, len(colormap), what="colours in the colormap")
+    table = np.zeros((VOID + 1, 3), np.uint8)
+    table[: len(colormap)] = colormap
+    table[VOID] = void_color
+    return table[mask]
+
+
+def overlay(
+    image, mask, *, alpha=0.5, colormap=VOC_COLORMAP, void_color=VOID_COLOR, ignore=()
+) -> np.ndarray:
+    """Blend the colour mask onto the image: ``(1 - alpha) * image + alpha * colours``.
+
+    Pixels whose class is in `ignore` keep the plain image, e.g. ``ignore=(0,)``
+    leaves VOC background untouched and ``ignore=(255,)`` leaves void alone.
+
+    >>> image = np.full((2, 2, 3), 200, np.uint8)
+    >>> overlay(image, np.array([[0, 1], [1, 0]]), alpha=0.5, ignore=(0,))[0].tolist()
+    [[200, 200, 200], [164, 100, 100]]
+    """
+    image = to_rgb_uint8(image)
+    _check_fraction(alpha, "alpha")
+    colours = colorize(mask, colormap, void_color=void_color)
+    _check_same_size(image, colours, "mask")
+    painted = ~np.isin(_as_mask(mask), list(ignore))
+    return _blend(image, colours, alpha * painted)
+
+
+def class_mask_overlay(
+    image, mask, class_id, *, color=(255, 0, 0), alpha=0.6, dim=0.35
+) -> np.ndarray:
+    """Spotlight one class: its pixels tinted with `color`, the rest of the image dimmed.
+
+    `mask` is either (H, W) class ids, or an (H, W, C) array of per-class scores
+    (softmax probabilities, one-hot) whose channel `class_id`, in [0, 1], is used
+    as a soft mask. Class pixels become ``(1 - alpha) * image + alpha * color``;
+    the other pixels ``dim * image`` (0 is black, 1 leaves them as they are).
+
+    >>> image = np.full((1, 2, 3), 100, np.uint8)
+    >>> class_mask_overlay(image, np.array([[15, 0]]), 15, alpha=0.5, dim=0.5)[0].tolist()
+    [[178, 50, 50], [50, 50, 50]]
+    """
+    image = to_rgb_uint8(image)
+    _check_fraction(alpha, "alpha")
+    _check_fraction(dim, "dim")
+    weight = _class_weight(mask, class_id)
+    _check_same_size(image, weight, "mask")
+    lit = _blend(image, np.asarray(color, np.float32), alpha)
+    dark = np.rint(image * np.float32(dim)).astype(np.uint8)
+    return _blend(dark, lit, weight)
+
+
+# ---------------------------------------------------------------------------
+# Legends and prediction grids
+# ---------------------------------------------------------------------------
+
+
+def legend_handles(
+    class_ids, *, classes=VOC_CLASSES, colormap=VOC_COLORMAP, void_color=VOID_COLOR
+) -> list[Patch]:
+    """Legend entries (coloured patches) for the given class ids; 255 is labelled "void".
+
+    >>> [h.get_label() for h in legend_handles([0, 15, 255])]
+    ['background', 'person', 'void']
+    """
+    ids = sorted({int(i) for i in class_ids})
+    _check_ids(np.array(ids, np.int64), min(len(classes), len(colormap)), what="classes")
+    colours = {i: (void_color if i == VOID else colormap[i]) for i in ids}
+    return [
+        Patch(
+            facecolor=np.asarray(colours[i]) / 255.0,
+            edgecolor="0.5",
+            label="void" if i == VOID else classes[i],
+        )
+        for i in ids
+    ]
+
+
+def add_legend(
+    target, masks, *, classes=VOC_CLASSES, colormap=VOC_COLORMAP, void_color=VOID_COLOR, **kwargs
+):
+    """Add a legend of the classes present in `masks` (one (H, W) mask or a list of them).
+
+    `target` is an Axes (legend outside on its right) or a Figure (legend below
+    the panels). Extra keyword arguments go to matplotlib's ``legend``.
+
+    >>> fig = Figure()
+    >>> legend = add_legend(fig.subplots(), np.array([[0, 8], [8, 255]]))
+    >>> [t.get_text() for t in legend.get_texts()]
+    ['background', 'cat', 'void']
+    """
+    masks = [masks] if isinstance(masks, np.ndarray) and masks.ndim == 2 else masks
+    present = set().union(*(np.unique(_as_mask(m)).tolist() for m in masks))
+    handles = legend_handles(present, classes=classes, colormap=colormap, void_color=void_color)
+    if isinstance(target, Figure):
+        outside = isinstance(target.get_layout_engine(), ConstrainedLayoutEngine)
+        options = {"loc": "outside lower center" if outside else "lower center"}
+        options["ncols"] = min(len(handles), 8)
+    else:
+        options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}
+    return target.legend(handles=handles, **{**options, **kwargs})
+
+
+def show_predictions(
+    images,
+    masks,
+    predictions,
+    *,
+    classes=VOC_CLASSES,
+    colormap=VOC_COLORMAP,
+    titles=None,
+    alpha=0.5,
+    ignore=(),
+) -> Figure:
+    """Grid with one row per example: image | ground truth | prediction | overlay.
+
+    `images` is a batch or list of N RGB images, `masks` N ground-truth masks or
+    None (inference only: image | prediction | overlay), `predictions` N class-id
+    maps or the model's raw (N, H, W, C) scores (arg-maxed here). `titles`
+    (N strings, e.g. image ids) replace the "image" column title; `alpha` and
+    `ignore` go to `overlay`. A legend lists the classes present.
+
+    >>> image = np.zeros((8, 8, 3), np.uint8)
+    >>> fig = show_predictions([image], None, [np.eye(8, dtype=np.uint8)])
+    >>> len(fig.axes)
+    3
+    """
+    images = [to_rgb_uint8(image) for image in images]
+    predictions = [_as_class_map(p) for p in predictions]
+    truths = None if masks is None else [_as_mask(m) for m in masks]
+    _check_lengths(images, predictions=predictions, masks=truths, titles=titles)
+    columns = ["image", "prediction", "overlay"]
+    if truths is not None:
+        columns.insert(1, "ground truth")
+    height, width = images[0].shape[:2]
+    fig = Figure(
+        figsize=(2.8 * len(columns), 2.8 * height / width * len(images) + 0.8),
+        layout="constrained",
+    )
+    axes = fig.subplots(len(images), len(columns), squeeze=False)
+    for row, (image, prediction) in enumerate(zip(images, predictions)):
+        maps = [prediction] if truths is None else [truths[row], prediction]
+        panels = [image, *(colorize(m, colormap) for m in maps)]
+        panels.append(overlay(image, prediction, alpha=alpha, colormap=colormap, ignore=ignore))
+        names = [titles[row] if titles is not None else "image", *columns[1:]]
+        _draw_panels(axes[row], panels, names)
+    add_legend(fig, (truths or []) + predictions, classes=classes, colormap=colormap)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Training and evaluation plots
+# ---------------------------------------------------------------------------
+
+
+def plot_history(history) -> Figure:
+    """Training curves: a loss panel, a metrics panel and a learning-rate panel.
+
+    `history` is a Keras ``History`` (or its ``.history`` dict) or the path of a
+    CSV written by ``keras.callbacks.CSVLogger``. Each metric is drawn with its
+    ``val_`` twin (same colour, dashed); the best ``val_loss`` is marked. Panels
+    without data (no metrics, no learning rate) are left out.
+
+    >>> fig = plot_history({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7], "lr": [1e-3, 1e-4]})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['loss', 'learning rate']
+    """
+    logs = _read_history(history)
+    epochs = logs.pop("epoch", None)
+    epochs = np.arange(1, _length(logs) + 1) if epochs is None else epochs + 1
+    lr = next((logs.pop(k) for k in LR_KEYS if k in logs), None)
+    losses = [k for k in logs if k.endswith("loss")]
+    metrics = [k for k in logs if k not in losses]
+    panels = [("loss", losses)] + ([("metrics", metrics)] if metrics else [])
+    panels = [(name, keys) for name, keys in panels if keys]
+    if not panels and lr is None:
+        raise ValueError("The history has no loss, metric or learning-rate column to plot.")
+    fig = Figure(figsize=(4.5 * (len(panels) + (lr is not None)), 3.5), layout="constrained")
+    axes = fig.subplots(1, len(panels) + (lr is not None), squeeze=False)[0]
+    for ax, (name, keys) in zip(axes, panels):
+        _plot_curves(ax, epochs, {k: logs[k] for k in keys}, name)
+    if lr is not None:
+        _plot_learning_rate(axes[-1], epochs, lr)
+    return fig
+
+
+def plot_iou_per_class(iou, classes=None, *, title=None) -> Figure:
+    """Horizontal bars of per-class IoU, with the mean over the defined values marked.
+
+    `iou` is a sequence aligned with `classes`, or a dict ``{name: iou}`` (then
+    `classes` only picks and orders the names). NaN, a class absent from both
+    truth and prediction, is written "n/a" and left out of the mean.
+
+    >>> fig = plot_iou_per_class([0.9, float("nan"), 0.5], ["background", "cat", "dog"])
+    >>> fig.axes[0].get_title()
+    'IoU per class (mean 0.700)'
+    """
+    names, values = _iou_table(iou, classes)
+    defined = values[np.isfinite(values)]
+    mean = float(defined.mean()) if defined.size else math.nan
+    fig = Figure(figsize=(6.0, 0.28 * len(names) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    rows = np.arange(len(names))
+    ax.barh(rows, np.nan_to_num(values, nan=0.0), color="tab:blue", height=0.7)
+    for row, value in zip(rows, values):
+        label = f"{value:.2f}" if np.isfinite(value) else "n/a"
+        ax.text(np.nan_to_num(value) + 0.01, row, label, va="center", fontsize=8)
+    if np.isfinite(mean):
+        ax.axvline(mean, color="tab:red", linestyle="--", linewidth=1.2)
+    ax.set_yticks(rows, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0.0, 1.1)
+    ax.set_xticks(np.linspace(0.0, 1.0, 6))
+    ax.set_xlabel("IoU")
+    mean_text = f"mean {mean:.3f}" if np.isfinite(mean) else "mean n/a"
+    ax.set_title(f"{title or 'IoU per class'} ({mean_text})")
+    return fig
+
+
+def plot_confusion_matrix(cm, classes, *, normalize=True) -> Figure:
+    """Confusion matrix as an image: rows are the true class, columns the predicted one.
+
+    With `normalize`, each row is divided by its pixel count, so the diagonal is
+    the per-class recall; rows without pixels stay 0.
+
+    >>> fig = plot_confusion_matrix([[8, 2], [0, 0]], ["background", "cat"])
+    >>> fig.axes[0].images[0].get_array()[0].tolist()
+    [0.8, 0.2]
+    """
+    cm = np.asarray(cm, np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(classes):
+        raise ValueError(
+            f"cm must be a square ({len(classes)}, {len(classes)}) matrix for "
+            f"{len(classes)} classes, got shape {cm.shape}."
+        )
+    values = _normalize_rows(cm) if normalize else cm
+    side = 0.35 * len(classes) + 2.5
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.subplots()
+    vmax = 1.0 if normalize else max(values.max(initial=0.0), 1.0)
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    label = "fraction of true pixels" if normalize else "pixels"
+    fig.colorbar(image, ax=ax, shrink=0.8, label=label)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=90)
+    ax.set_yticks(ticks, classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title("confusion matrix" + (" (rows normalised)" if normalize else ""))
+    if len(classes) <= 30:
+        _annotate_cells(ax, values, vmax, "{:.2f}" if normalize else "{:.3g}")
+    return fig
+
+
+def save_figure(fig, path, *, dpi=120) -> Path:
+    """Write `fig` to `path` atomically and return the path.
+
+    Parent folders are created; the format comes from the suffix (``.png`` is
+    added when there is none). The figure is written to a temporary file in the
+    same folder and renamed, so a crash never leaves a half-written image.
+
+    >>> save_figure(plot_history({"loss": [1.0, 0.5]}), "results/figures/loss")  # doctest: +SKIP
+    PosixPath('results/figures/loss.png')
+    """
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(".png")
+    fmt = path.suffix[1:].lower()
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(
+            f"Cannot save {path}: unknown format {fmt!r}; use one of {sorted(supported)}."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: atomic rename
+    try:
+        with open(tmp, "xb") as f:  # unlike mkstemp, keeps the usual (umask) permissions
+            fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _draw_panels(axes, panels: list[np.ndarray], names: list[str]) -> None:
+    """One row of the prediction grid: pictures of the image's size, titled, no axes."""
+    for ax, panel, name in zip(axes, panels, names):
+        _check_same_size(panels[0], panel, name)
+        ax.imshow(panel, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_axis_off()
+
+
+def _as_mask(mask) -> np.ndarray:
+    """(H, W) integer class ids as an int64 array, or a clear error."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"A mask must be (H, W) class ids, got shape {mask.shape}.")
+    if not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.integer)):
+        raise ValueError(
+            f"A mask must hold integer class ids, got dtype {mask.dtype}; "
+            "arg-max scores first (or pass (N, H, W, C) scores to show_predictions)."
+        )
+    return mask.astype(np.int64)
+
+
+def _as_class_map(prediction) -> np.ndarray:
+    """A prediction as class ids: (H, W) ids pass through, (H, W, C) scores are arg-maxed."""
+    prediction = np.asarray(prediction)
+    if prediction.ndim == 3:
+        return prediction.argmax(axis=-1)
+    return _as_mask(prediction)
+
+
+def _as_colormap(colormap) -> np.ndarray:
+    colormap = np.asarray(colormap)
+    if colormap.ndim != 2 or colormap.shape[1] != 3 or not 0 < len(colormap) <= VOID:
+        raise ValueError(f"colormap must be (num_classes, 3) RGB rows, got shape {colormap.shape}.")
+    return colormap.astype(np.uint8)
+
+
+def _check_ids(ids: np.ndarray, count: int, *, what: str) -> None:
+    """Raise if an id other than void is outside 0..count-1."""
+    bad = ((ids < 0) | (ids >= count)) & (ids != VOID)
+    if bad.any():
+        values = np.unique(ids[bad])[:10].tolist()
+        raise ValueError(
+            f"Class ids {values} have no entry: there are only {count} {what} "
+            f"(ids 0..{count - 1}, void {VOID}). Pass the dataset's own classes/colormap, "
+            "e.g. colormap=get_spec('camvid').colormap."
+        )
+
+
+def _check_fraction(value, name: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}.")
+
+
+def _check_same_size(image: np.ndarray, other: np.ndarray, name: str) -> None:
+    if image.shape[:2] != other.shape[:2]:
+        (h, w), (oh, ow) = image.shape[:2], other.shape[:2]
+        raise ValueError(
+            f"The {name} is {ow}x{oh} but the image is {w}x{h} (width x height); "
+            "resize one to the other first (nearest-neighbour for masks)."
+        )
+
+
+def _check_lengths(images, **others) -> None:
+    for name, values in others.items():
+        if values is not None and len(values) != len(images):
+            raise ValueError(f"Got {len(images)} images but {len(values)} {name}.")
+    if not images:
+        raise ValueError("Nothing to show: no images.")
+
+
+def _blend(base: np.ndarray, top, weight) -> np.ndarray:
+    """``(1 - weight) * base + weight * top`` per pixel, rounded to uint8."""
+    weight = np.asarray(weight, np.float32)[..., None]
+    out = base.astype(np.float32) * (1.0 - weight) + np.asarray(top, np.float32) * weight
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _class_weight(mask, class_id: int) -> np.ndarray:
+    """(H, W) float weight in [0, 1] of `class_id`: hard from ids, soft from scores."""
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        return (_as_mask(mask) == class_id).astype(np.float32)
+    if not 0 <= class_id < mask.shape[-1]:
+        raise ValueError(f"class_id {class_id} is not a channel of scores shaped {mask.shape}.")
+    weight = mask[..., class_id].astype(np.float32)
+    if not np.isfinite(weight).all() or weight.min() < 0.0 or weight.max() > 1.0:
+        raise ValueError(
+            "Scores must be probabilities in [0, 1]; apply a softmax to logits first "
+            f"(channel {class_id} spans {weight.min():.3g}..{weight.max():.3g})."
+        )
+    return weight
+
+
+def _read_history(history) -> dict[str, np.ndarray]:
+    """Training logs as ``{name: 1-D float array}`` from a History, dict or CSVLogger file."""
+    history = getattr(history, "history", history)
+    if isinstance(history, (str, os.PathLike)):
+        history = _read_csv_log(Path(history))
+    if not isinstance(history, Mapping) or not history:
+        raise ValueError(
+            "history must be a Keras History, a non-empty History.history dict "
+            f"or a CSVLogger file path, got {type(history).__name__}."
+        )
+    logs = {str(k): np.asarray(v, np.float64).reshape(-1) for k, v in history.items()}
+    _length(logs)
+    return logs
+
+
+def _read_csv_log(path: Path) -> dict[str, list[float]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"Training log not found: {path}")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"Training log {path} has no epochs.")
+    return {key: [_to_float(row[key]) for row in rows] for key in rows[0]}
+
+
+def _to_float(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _length(logs: dict[str, np.ndarray]) -> int:
+    lengths = {name: len(values) for name, values in logs.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"History entries have different lengths: {lengths}.")
+    return next(iter(lengths.values()))
+
+
+def _plot_curves(ax, epochs, logs: dict[str, np.ndarray], name: str) -> None:
+    """Each metric solid, its ``val_`` twin dashed in the same colour."""
+    bases = list(dict.fromkeys(k.removeprefix("val_") for k in logs))
+    for i, base in enumerate(bases):
+        colour = f"C{i % 10}"
+        for key, style in ((base, "-"), (f"val_{base}", "--")):
+            if key in logs:
+                ax.plot(epochs, logs[key], style, color=colour, marker=".", label=key)
+    if "val_loss" in logs and np.isfinite(logs["val_loss"]).any():
+        best = int(np.nanargmin(logs["val_loss"]))
+        ax.plot(epochs[best], logs["val_loss"][best], "o", mfc="none", color="k", ms=9,
+                label=f"best val_loss {logs['val_loss'][best]:.3g}")  # fmt: skip
+    _style_epoch_axes(ax, name)
+    ax.legend(fontsize=8)
+
+
+def _plot_learning_rate(ax, epochs, lr: np.ndarray) -> None:
+    ax.plot(epochs, lr, color="tab:gray", marker=".")
+    if (lr > 0).all():
+        ax.set_yscale("log")
+    _style_epoch_axes(ax, "learning rate")
+
+
+def _style_epoch_axes(ax, title: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def _iou_table(iou, classes) -> tuple[list[str], np.ndarray]:
+    if isinstance(iou, Mapping):
+        names = list(iou) if classes is None else list(classes)
+        values = [iou.get(name, math.nan) for name in names]
+    else:
+        values = np.asarray(iou, np.float64).reshape(-1)
+        if classes is None or len(classes) != len(values):
+            count = "no" if classes is None else len(classes)
+            raise ValueError(f"Got {len(values)} IoU values but {count} class names.")
+        names = list(classes)
+    values = np.array([math.nan if v is None else v for v in values], np.float64)
+    return names, values
+
+
+def _normalize_rows(cm: np.ndarray) -> np.ndarray:
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def _annotate_cells(ax, values: np.ndarray, vmax: float, fmt: str) -> None:
+    size = 9 if len(values) <= 12 else 6
+    for (row, col), value in np.ndenumerate(values):
+        if value > 0:
+            style = {"fontsize": size, "color": "white" if value > vmax / 2 else "black"}
+            ax.text(col, row, fmt.format(value), ha="center", va="center", **style)
