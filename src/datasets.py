@@ -130,6 +130,13 @@ def folder_dataset(
     classes = tuple(classes)
     if len(classes) < 2:
         raise ValueError(f"A segmentation dataset needs at least 2 classes, got {classes!r}.")
+    if len(classes) > VOID:
+        raise ValueError(f"At most {VOID} classes are supported ({VOID} means void), got {len(classes)}.")
+    if int(void_label) < len(classes):
+        raise ValueError(
+            f"void_label={void_label} is a class id (classes are 0..{len(classes) - 1}): "
+            f"use a value of at least {len(classes)}, e.g. {VOID}."
+        )
     if colormap is None:
         colormap = _voc_colormap(len(classes))
     colormap = np.asarray(colormap, np.uint8)
@@ -341,7 +348,7 @@ def load_mask(path, dataset: str | DatasetSpec = "voc2007") -> np.ndarray:
         raise FileNotFoundError(f"Mask file not found: {path}")
     try:
         with Image.open(path) as im:
-            if im.mode not in ("P", "L", "I;16", "I"):
+            if im.mode not in ("P", "L", "1", "I;16", "I"):
                 raise ValueError(
                     f"Mask {path} has mode {im.mode}: expected a single-channel index PNG "
                     "(palette or grayscale) whose values are class ids."

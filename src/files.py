@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -18,13 +18,11 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary name keeps the suffix (``.keras``, ``.png``), so writers that
-    check it are satisfied.
+    check it are satisfied; the file gets the usual (umask) permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -49,8 +49,8 @@ def make_dataset(
         dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`.
         image_size: (height, width) of every example. Images are resized
             bilinearly and masks with nearest neighbour, so no label is ever
-            invented. ``None`` keeps each image's own size (batches are padded
-            with void).
+            invented. ``None`` keeps each image's own size (batches are padded:
+            masks with void, images with the ImageNet mean).
         augment: random scale in ``scale_range`` around ``image_size``, random
             crop (padding with void where the scaled image is smaller) and
             horizontal flip, applied identically to image and mask.
@@ -101,8 +101,12 @@ def make_dataset(
         depth = spec.num_classes
         ds = ds.map(lambda i, m: (i, tf.one_hot(m, depth)), num_parallel_calls=AUTOTUNE)
     if image_size is None:
+        # Pad images with the ImageNet mean (as augment_pair does) and masks with void.
+        mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
         mask_pad = 0.0 if one_hot else VOID
+        ds = ds.map(lambda i, m: (i - mean, m))
         ds = ds.padded_batch(batch_size, padding_values=(0.0, mask_pad), drop_remainder=drop_remainder)
+        ds = ds.map(lambda i, m: (i + mean, m))
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
@@ -134,13 +138,14 @@ def _decoder(samples, spec):
 
 
 def resize_pair(image, mask, size):
-    """Resize an image bilinearly (antialiased) and its mask with nearest neighbour.
+    """Resize an image bilinearly (antialiased, kept in 0..255) and its mask with nearest neighbour.
 
     >>> image, mask = resize_pair(np.zeros((375, 500, 3), np.uint8), np.zeros((375, 500), np.uint8), (256, 256))
     >>> tuple(image.shape), tuple(mask.shape), mask.dtype.name
     ((256, 256, 3), (256, 256), 'int32')
     """
     image = tf.image.resize(tf.cast(image, tf.float32), size, "bilinear", antialias=True)
+    image = tf.clip_by_value(image, 0.0, 255.0)  # the antialiasing kernel's round-off leaves 0..255
     mask = tf.image.resize(tf.cast(mask, tf.int32)[..., None], size, "nearest")[..., 0]
     return image, mask
 

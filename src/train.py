@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf  # tf.distribute only
 
 from src.files import atomic_path, write_json
 from src.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
@@ -71,42 +72,65 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Save the model when the monitored score improves, atomically.
 
     The best score so far is kept in ``<path>.json`` beside the model, so a
-    resumed run does not overwrite a better checkpoint with a worse one.
+    resumed run (``resume=True``) does not overwrite a better checkpoint with a
+    worse one. A fresh run starts its own record; the previous file stays until
+    the new run's first finished epoch replaces it.
     """
 
-    def __init__(self, path, monitor: str = MONITOR):
+    def __init__(self, path, monitor: str = MONITOR, *, resume: bool = False):
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
         self.record = self.path.with_suffix(".json")
+        self.resume = resume
 
-    def best(self) -> float:
+    def on_train_begin(self, logs=None):
+        self._best = self._recorded_best() if self.resume else -math.inf
+
+    def _recorded_best(self) -> float:
         if self.record.is_file() and self.path.is_file():
-            return json.loads(self.record.read_text())[self.monitor]
+            return json.loads(self.record.read_text()).get(self.monitor, -math.inf)
         return -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or value <= self.best():
+        if value is None or not math.isfinite(value) or value <= self._best:
             return
         with atomic_path(self.path) as tmp:
             self.model.save(tmp)
         write_json(self.record, {self.monitor: float(value), "epoch": epoch + 1})
+        self._best = value
 
 
-class NaNGuard(keras.callbacks.TerminateOnNaN):
-    """`TerminateOnNaN` that remembers where the loss went bad."""
+class LogLearningRate(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate into the epoch logs (for any schedule)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stop training with `FloatingPointError` at the first batch whose loss is NaN or infinite.
+
+    Unlike `TerminateOnNaN`, which lets the epoch finish, raising ends `fit`
+    at once: the epoch-end callbacks never see the broken weights, so
+    `BackupAndRestore` keeps the last good epoch, `BestCheckpoint` keeps the
+    best model and ``history.csv`` gets no NaN row. ``where`` is (epoch, batch), 1-based.
+    """
 
     where: tuple[int, int] | None = None
+    epoch: int = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.where = (self.epoch + 1, batch + 1)
-        super().on_batch_end(batch, logs)
+            self.model.stop_training = True
+            raise FloatingPointError(f"The loss became {float(loss)} at epoch {self.where[0]}, batch {self.where[1]}.")
 
 
 def train(
@@ -149,8 +173,6 @@ def train(
     Raises:
         FloatingPointError: the loss became NaN; the best checkpoint is intact.
     """
-    import tensorflow as tf  # tf.distribute only
-
     strategy = strategy or tf.distribute.get_strategy()
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -174,28 +196,34 @@ def train(
 
     monitor = MONITOR if val_ds is not None else "mean_iou"
     guard = NaNGuard()
+    csv_logger = keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming)
     cbs = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
-        BestCheckpoint(checkpoint_dir / "best.keras", monitor),
-        keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming),
         guard,
+        BestCheckpoint(checkpoint_dir / "best.keras", monitor, resume=resuming),
         *callbacks,
     ]
     if schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
+    cbs += [LogLearningRate(), csv_logger]  # last, so the log has the rate the scheduler just set
 
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose)
-    if guard.where:
+    try:
+        return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
+    except FloatingPointError:
+        if not guard.where:
+            raise
         epoch, batch = guard.where
         best = checkpoint_dir / "best.keras"
         kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
         raise FloatingPointError(
-            f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept}. "
+            f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept} "
+            "(rerunning with the same checkpoint_dir resumes from the last finished epoch). "
             "Lower the learning rate, check the data for corrupt masks, or use float32."
-        )
-    return history
+        ) from None
+    finally:
+        csv_logger.on_train_end()  # close history.csv also when fit was interrupted
 
 
 def _check_created_in_scope(model, strategy):
@@ -204,6 +232,19 @@ def _check_created_in_scope(model, strategy):
             "With a tf.distribute strategy, pass a function that builds the model "
             "(e.g. lambda: build_fcn(...)) so that train() creates it under strategy.scope()."
         )
+
+
+def make_strategy(name: str = "none"):
+    """``"none"`` (the default strategy), ``"mirrored"`` (every local GPU, or the CPU)
+    or ``"multiworker"`` (the cluster described by the ``TF_CONFIG`` variable)."""
+    strategies = {
+        "none": lambda: None,
+        "mirrored": tf.distribute.MirroredStrategy,
+        "multiworker": tf.distribute.MultiWorkerMirroredStrategy,
+    }
+    if name not in strategies:
+        raise ValueError(f"Unknown strategy {name!r}: use one of {sorted(strategies)}.")
+    return strategies[name]()
 
 
 def _parse_args(argv=None):
@@ -230,6 +271,8 @@ def _parse_args(argv=None):
                    help="resize images to this size for prediction (logits resized back); default: own size")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    p.add_argument("--strategy", default="none", choices=("none", "mirrored", "multiworker"),
+                   help="tf.distribute: all local GPUs (mirrored) or the workers in TF_CONFIG; --batch-size is global")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
     return p.parse_args(argv)
@@ -266,7 +309,7 @@ def main(argv=None) -> dict:
                           decoder=args.decoder, skip_scales=tuple(args.skip_scales)),
         train_ds, val_ds, epochs=args.epochs, loss=args.loss, class_weights=class_weights,
         learning_rate=args.lr, schedule=args.schedule, checkpoint_dir=out, jit_compile=args.jit,
-        verbose=2,
+        strategy=make_strategy(args.strategy), verbose=2,
     )
     train_seconds = time.time() - started
     eval_split = args.eval_split or ("test" if spec.name == "camvid" else "val")

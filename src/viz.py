@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from src.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
+from src.files import atomic_path
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
 LR_KEYS = ("learning_rate", "lr")
@@ -206,6 +206,80 @@ def show_predictions(
     return fig
 
 
+def show_masks(
+    images,
+    masks,
+    *,
+    classes=VOC_CLASSES,
+    colormap=VOC_COLORMAP,
+    titles=None,
+    alpha=0.5,
+    ignore=(),
+) -> Figure:
+    """Grid with one row per example: image | mask | overlay (the data, no model).
+
+    `masks` are (H, W) class ids (void 255) or (H, W, C) one-hot targets, as
+    `src.pipeline.make_dataset(..., one_hot=True)` yields them: an all-zero
+    pixel is void. Images may be uint8 or float 0..255 (a pipeline batch).
+
+    >>> fig = show_masks([np.zeros((4, 4, 3), np.uint8)], [np.eye(4, dtype=np.uint8)])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['image', 'mask', 'overlay']
+    """
+    images = [to_rgb_uint8(np.asarray(image)) for image in images]
+    masks = [_from_one_hot(m) for m in masks]
+    _check_lengths(images, masks=masks, titles=titles)
+    height, width = images[0].shape[:2]
+    fig = Figure(figsize=(8.4, 2.8 * height / width * len(images) + 0.8), layout="constrained")
+    axes = fig.subplots(len(images), 3, squeeze=False)
+    for row, (image, mask) in enumerate(zip(images, masks)):
+        panels = [image, colorize(mask, colormap), overlay(image, mask, alpha=alpha, colormap=colormap, ignore=ignore)]
+        _draw_panels(axes[row], panels, [titles[row] if titles is not None else "image", "mask", "overlay"])
+    add_legend(fig, masks, classes=classes, colormap=colormap)
+    return fig
+
+
+def show_class_mask(image, mask, class_id, *, classes=VOC_CLASSES, color=(255, 0, 0), title=None) -> Figure:
+    """One class of a mask, as the reference notebook's ``horse.png``: image | class channel | spotlight.
+
+    The middle panel is channel `class_id` of the one-hot target (white where the
+    class is, black elsewhere; void is black too), the right one
+    `class_mask_overlay`. `mask` is (H, W) class ids or (H, W, C) one-hot.
+
+    >>> fig = show_class_mask(np.zeros((4, 4, 3), np.uint8), np.eye(4, dtype=np.uint8), 1)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['image', "channel 1 ('aeroplane')", 'aeroplane highlighted']
+    """
+    image = to_rgb_uint8(np.asarray(image))
+    mask = _from_one_hot(mask)
+    _check_same_size(image, mask, "mask")
+    if not 0 <= class_id < len(classes):
+        raise ValueError(f"class_id {class_id} is not one of the {len(classes)} classes.")
+    name = classes[class_id]
+    channel = (mask == class_id).astype(np.uint8) * 255
+    panels = [image, np.repeat(channel[..., None], 3, axis=-1), class_mask_overlay(image, mask, class_id, color=color)]
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(8.4, 2.8 * height / width + 0.6), layout="constrained")
+    axes = fig.subplots(1, 3, squeeze=False)[0]
+    _draw_panels(axes, panels, ["image", f"channel {class_id} ({name!r})", f"{name} highlighted"])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_class_legend(classes=VOC_CLASSES, colormap=VOC_COLORMAP, *, void_color=VOID_COLOR, ncols=4) -> Figure:
+    """Every class's colour (and void's) in one small figure.
+
+    >>> len(plot_class_legend().legends[0].get_texts())
+    22
+    """
+    handles = legend_handles([*range(len(classes)), VOID], classes=classes, colormap=colormap, void_color=void_color)
+    rows = math.ceil(len(handles) / ncols)
+    fig = Figure(figsize=(2.2 * ncols, 0.3 * rows + 0.3))
+    fig.legend(handles=handles, loc="center", ncols=ncols, frameon=False)
+    return fig
+
+
 # ---------------------------------------------------------------------------
 # Training and evaluation plots
 # ---------------------------------------------------------------------------
@@ -329,15 +403,8 @@ def save_figure(fig, path, *, dpi=120) -> Path:
         raise ValueError(
             f"Cannot save {path}: unknown format {fmt!r}; use one of {sorted(supported)}."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: atomic rename
-    try:
-        with open(tmp, "xb") as f:  # unlike mkstemp, keeps the usual (umask) permissions
-            fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
 
 
@@ -366,6 +433,15 @@ def _as_mask(mask) -> np.ndarray:
             "arg-max scores first (or pass (N, H, W, C) scores to show_predictions)."
         )
     return mask.astype(np.int64)
+
+
+def _from_one_hot(mask) -> np.ndarray:
+    """(H, W) class ids from ids or from (H, W, C) one-hot targets (all-zero pixels are void)."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:
+        ids = mask.argmax(axis=-1)
+        return np.where(mask.max(axis=-1) > 0, ids, VOID).astype(np.int64)
+    return _as_mask(mask)
 
 
 def _as_class_map(prediction) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""Smoke test of bench/bench.py: the tiny configuration runs end to end and prints JSON figures.
+
+No timing is checked (the numbers depend on the machine and its load), only
+that every stdout line is a JSON figure and that every expected figure is there
+with a positive, finite value. Runs the script from another working directory,
+so it must find the project on its own. About 20-40 s on 2 CPU cores.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 120
+
+EXPECTED = {
+    "matmul_gflop_per_s",
+    "pipeline_images_per_s",
+    "forward_gflop_per_image",
+    "infer_images_per_s",
+    "train_images_per_s",
+    "train_peak_rss",
+    "train_achieved_gflop_per_s",
+    "train_vs_matmul_ratio",
+    "pipeline_to_train_ratio",
+}
+
+
+def run_tiny(cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, str(ROOT / "bench" / "bench.py"), "--tiny"]
+    # Own process group: on a timeout the benchmark's child processes are ended too.
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f"bench.py --tiny took over {TIMEOUT_S} s; stderr tail:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def test_bench_tiny_prints_one_json_figure_per_line(tmp_path):
+    result = run_tiny(tmp_path)
+    assert result.returncode == 0, f"exit {result.returncode}; stderr tail:\n{result.stderr[-3000:]}"
+
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        record = json.loads(line)  # every stdout line is JSON
+        assert isinstance(record, dict) and "figure" in record, line
+        records.append(record)
+
+    figures = [r["figure"] for r in records]
+    assert "error" not in figures, [r for r in records if r["figure"] == "error"]
+    assert figures.count("environment") == 1
+    env = next(r for r in records if r["figure"] == "environment")
+    for key in ("cpu_count", "tensorflow", "keras", "cpu_flags", "gpu_present"):
+        assert key in env
+    assert {"avx512_bf16", "amx_tile"} <= set(env["cpu_flags"])
+
+    missing = EXPECTED - set(figures)
+    assert not missing, f"figures missing: {sorted(missing)}"
+    for record in records:
+        if record["figure"] == "environment":
+            continue
+        value = record.get("value")
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, record
+        assert record.get("unit"), record
+
+    def values(figure, key):
+        return {json.dumps(r.get(key)) for r in records if r["figure"] == figure}
+
+    assert values("pipeline_images_per_s", "cache") == {"true", "false"}
+    assert values("infer_images_per_s", "batch") == {"1", "8"}
+    assert values("train_images_per_s", "size") == {"[64, 64]"}
+    assert values("train_images_per_s", "variant") == {'"fcn32s"'}
+    for record in records:
+        if record["figure"] in ("train_achieved_gflop_per_s", "train_vs_matmul_ratio"):
+            assert record["flops_convention"] == "train = 3 x forward"

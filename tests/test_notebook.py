@@ -1,0 +1,350 @@
+"""Tests of the notebook ``semantic_segmentation_fcn32.ipynb`` and of `src.config`.
+
+- The notebook's structure (fast): a clean file, the papermill ``parameters``
+  cell first, every parameter forwarded to `check_params`, no code defined in it.
+- `check_params` itself (fast): every bad parameter fails with a clear message,
+  the data folder is resolved (download, fallback to the sample, CamVid errors).
+- The whole notebook executed with papermill in quick mode on the one-image
+  sample ``data/sample/voc2007`` (about a minute on a 2-core CPU): every figure
+  is a real PNG and ``metrics.json`` holds the scores. Bad parameters make it
+  fail in its first cells, with `check_params`'s message.
+
+The encoder weights come from ``FCN_BACKBONE_WEIGHTS`` (the ``vgg_weights``
+fixture) when it is set, else the encoder is random: nothing is downloaded.
+"""
+
+import ast
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+from src import config
+from src.config import ParameterError, check_params
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "semantic_segmentation_fcn32.ipynb"
+SAMPLE = "data/sample/voc2007"  # relative: the notebook runs in the repository root
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("class_mask", "training_curves", "iou_per_class", "confusion_matrix", "sem_seg", "sem_seg_inf")
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+@pytest.fixture
+def backbone_weights(request):
+    """The VGG16 weight file of ``FCN_BACKBONE_WEIGHTS`` when set, else None (random encoder)."""
+    try:
+        return str(request.getfixturevalue("vgg_weights"))
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture
+def fake_voc(tmp_path):
+    """A copy of the sample laid out as ``tmp/VOCdevkit/VOC2007`` (a "real" dataset of one image)."""
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    shutil.copytree(ROOT / SAMPLE, voc)
+    return voc
+
+
+def quiet(**params):
+    """check_params with no printing and the default encoder left out of the way."""
+    params.setdefault("backbone_weights", None)
+    return check_params(verbose=False, **params)
+
+
+# =============================================================================== notebook structure
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebook_is_clean(notebook):
+    nbformat.validate(notebook)
+    for cell in code_cells(notebook):
+        assert cell.outputs == [], "commit the notebook without outputs"
+        assert cell.execution_count is None, "commit the notebook without execution counts"
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_parameters_cell_comes_first_and_is_checked_at_once(notebook):
+    cells = code_cells(notebook)
+    assert "parameters" in cells[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
+    names = [t.id for node in ast.parse(cells[0].source).body for t in node.targets]
+    wanted = [p for p in inspect.signature(check_params).parameters if p != "verbose"]
+    assert names == wanted, "the parameters cell and check_params must list the same parameters"
+    assert "check_params(" in cells[1].source, "the cell after the parameters must validate them"
+    for name in names:
+        assert f"{name}={name}" in cells[1].source, f"parameter {name} is not passed to check_params"
+    # The defaults of the notebook are those of check_params (the reference's recipe).
+    defaults = {}
+    exec(cells[0].source, {}, defaults)
+    for name in names:
+        assert defaults[name] == inspect.signature(check_params).parameters[name].default, name
+
+
+def test_notebook_delegates_code_to_src(notebook):
+    text = "\n".join(c.source for c in notebook.cells)
+    for cell in code_cells(notebook):
+        tree = ast.parse("\n".join(l for l in cell.source.splitlines() if not l.startswith("%")))
+        defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
+        assert not defined, f"define helpers in src/, not in the notebook:\n{cell.source}"
+    assert "../shared" not in text and "/work/" not in text, "no machine-specific paths"
+    for call in ("make_dataset(", "build_fcn(", "train(", "evaluate(", "predict_mask(", "show_predictions("):
+        assert call in text
+
+
+# =============================================================================== check_params
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"dataset": "coco"}, "dataset='coco' is not known: use one of 'voc2007', 'camvid'"),
+        ({"variant": "fcn64s"}, "variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
+        ({"decoder": "unet"}, "decoder='unet' is not known"),
+        ({"variant": "fcn8s"}, "decoder='notebook' is the reference notebook's FCN-32s decoder"),
+        ({"loss": "dice"}, "loss='dice' is not known: use one of 'sparse_ce', 'bce_onehot'"),
+        ({"schedule": "cosine"}, "schedule='cosine' is not known"),
+        ({"precision": "float16"}, "precision='float16' is not known"),
+        ({"image_size": (256,)}, "image_size must be (height, width), two positive integers"),
+        ({"image_size": (0, 256)}, "image_size must be (height, width)"),
+        ({"image_size": (256.0, 256)}, "image_size must be (height, width)"),
+        ({"image_size": "(256, 256)"}, "with papermill pass a list"),
+        ({"image_size": (True, 256)}, "image_size must be (height, width)"),
+        ({"eval_input_size": (-1, 5)}, "eval_input_size must be (height, width)"),
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"epochs": 2.5}, "epochs must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"max_eval_images": 0}, "max_eval_images must be an integer >= 1"),
+        ({"learning_rate": 0}, "learning_rate must be a positive number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
+        ({"quick": "yes"}, "quick must be True or False"),
+        ({"download": 1}, "download must be True or False"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"eval_split": ""}, "eval_split must be a split name"),
+        ({"results_dir": None}, "results_dir must be a folder path"),
+        ({"data_root": 3}, "data_root must be a folder path or None"),
+        ({"checkpoint": "missing/best.keras"}, "checkpoint missing/best.keras does not exist"),
+        ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file"),
+        ({"backbone_weights": "missing_vgg16.h5"}, "VGG16 weight file not found: missing_vgg16.h5"),
+        ({"backbone_weights": 5}, "backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path"),
+    ],
+)
+def test_bad_parameters_fail_with_a_clear_message(params, message, tmp_path):
+    with pytest.raises(ParameterError, match=None) as info:
+        check_params(verbose=False, **{"results_dir": tmp_path, **params})
+    assert message in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_parameters_are_caught_before_the_data_is_looked_at(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "_find_data", lambda *a, **k: pytest.fail("data looked at first"))
+    with pytest.raises(ParameterError):
+        check_params(variant="fcn64s", data_root=tmp_path / "nothing", verbose=False)
+
+
+def test_quick_mode_on_the_sample(tmp_path, capsys):
+    cfg = check_params(data_root=SAMPLE, quick=True, download=False, backbone_weights=None, results_dir=tmp_path)
+    assert cfg.data_root == (ROOT / SAMPLE).resolve()
+    assert (cfg.image_size, cfg.epochs, cfg.steps) == (config.QUICK_IMAGE_SIZE, 1, config.QUICK_STEPS)
+    assert cfg.batch_size == 1  # the sample has one training image
+    assert cfg.max_eval_images == config.QUICK_EVAL_IMAGES
+    assert cfg.smoke_test and cfg.one_hot and cfg.eval_split == "val"
+    assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
+    assert cfg.encoder == "random initialisation (no pre-training)"
+    out = capsys.readouterr().out
+    assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out
+    json.dumps(cfg.as_dict())  # JSON-ready for metrics.json
+
+
+def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = quiet(data_root=ROOT / SAMPLE, quick=True, download=False)
+    assert cfg.results_dir == Path("results") / "smoke_test"
+    assert (tmp_path / "results" / "smoke_test").is_dir()
+
+
+def test_a_complete_dataset_is_used_as_it_is(fake_voc, tmp_path):
+    cfg = quiet(data_root=fake_voc.parent.parent, batch_size=1, image_size=[64, 96], results_dir=tmp_path / "r")
+    assert cfg.data_root == fake_voc.resolve()  # a folder above VOCdevkit is accepted
+    assert not cfg.smoke_test and cfg.image_size == (64, 96) and cfg.epochs == 10
+    assert cfg.run_dir == Path("runs") / "notebook_voc2007_fcn32s_notebook"
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(fake_voc, tmp_path):
+    with pytest.raises(ParameterError, match="batch_size=8 is larger than the 1 training images"):
+        quiet(data_root=fake_voc, results_dir=tmp_path / "r")
+
+
+def test_missing_voc_in_quick_mode_falls_back_to_the_sample(tmp_path, capsys):
+    cfg = check_params(data_root=tmp_path / "nothing", quick=True, backbone_weights=None, results_dir=tmp_path)
+    assert cfg.data_root == config.SAMPLE_ROOT.resolve() and cfg.smoke_test
+    out = capsys.readouterr().out
+    assert "SMOKE TEST ON ONE IMAGE" in out and "does not exist" in out
+
+
+def test_incomplete_voc_falls_back_to_the_sample(fake_voc, tmp_path, capsys):
+    (fake_voc / "JPEGImages" / "001763.jpg").unlink()  # masks without images, as in ../shared
+    cfg = check_params(data_root=fake_voc, quick=True, backbone_weights=None, results_dir=tmp_path)
+    assert cfg.data_root == config.SAMPLE_ROOT.resolve()
+    assert "JPEGImages/001763.jpg" in capsys.readouterr().out
+
+
+def test_missing_voc_without_download_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Set VOC_ROOT") as info:
+        quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path)
+    assert "download=True" in str(info.value) and "quick=True" in str(info.value)
+
+
+def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_download(root, *, splits):
+        calls.append((Path(root), tuple(splits)))
+        voc = Path(root) / "VOCdevkit" / "VOC2007"
+        shutil.copytree(ROOT / SAMPLE, voc)
+        return voc
+
+    monkeypatch.setattr(config._download, "download_voc2007", fake_download)
+    wanted = tmp_path / "VOCdevkit" / "VOC2007"
+    cfg = quiet(data_root=wanted, batch_size=1, results_dir=tmp_path / "r")
+    assert calls == [(tmp_path, ("train", "val"))]
+    assert cfg.data_root == wanted.resolve() and not cfg.smoke_test
+
+
+def test_failed_download_falls_back_to_the_sample_loudly(tmp_path, monkeypatch, capsys):
+    def offline(root, *, splits):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(config._download, "download_voc2007", offline)
+    cfg = check_params(data_root=tmp_path / "voc", backbone_weights=None, results_dir=tmp_path)
+    assert cfg.data_root == config.SAMPLE_ROOT.resolve() and cfg.smoke_test and not cfg.quick
+    assert cfg.batch_size == 1 and cfg.epochs == 10
+    out = capsys.readouterr().out
+    assert "SMOKE TEST ON ONE IMAGE" in out and "the download failed: no network" in out
+
+
+def test_missing_camvid_asks_for_camvid_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMVID_ROOT", str(tmp_path / "camvid"))
+    with pytest.raises(FileNotFoundError, match="Set CAMVID_ROOT"):
+        quiet(dataset="camvid", quick=True, results_dir=tmp_path)
+
+
+def test_unknown_eval_split_lists_the_available_ones(tmp_path):
+    with pytest.raises(ParameterError, match=r"eval_split='bogus' is not a split .*'trainval', 'val'"):
+        quiet(data_root=SAMPLE, quick=True, eval_split="bogus", results_dir=tmp_path)
+
+
+def test_backbone_weights_from_the_environment(tmp_path, monkeypatch):
+    weights = tmp_path / "my_vgg16_notop.h5"
+    weights.write_bytes(b"")
+    monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(weights))
+    cfg = check_params(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
+    assert cfg.backbone_weights == str(weights)
+    assert cfg.encoder.startswith("my_vgg16_notop.h5") and "not the Keras ImageNet" in cfg.encoder
+    assert quiet(data_root=SAMPLE, quick=True, backbone_weights="none", results_dir=tmp_path).backbone_weights is None
+    monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(tmp_path / "gone.h5"))
+    with pytest.raises(ParameterError, match="from FCN_BACKBONE_WEIGHTS"):
+        check_params(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
+
+
+def test_a_checkpoint_skips_training(tmp_path):
+    checkpoint = tmp_path / "run" / "best.keras"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    (checkpoint.parent / "metrics.json").write_text(json.dumps({"backbone_weights": "imagenet"}))
+    cfg = quiet(data_root=SAMPLE, checkpoint=str(checkpoint), batch_size=64, results_dir=tmp_path)
+    assert cfg.checkpoint == checkpoint and cfg.run_dir is None
+    assert cfg.batch_size == 64  # nothing is trained, so the batch size is not checked
+    assert cfg.encoder == "ImageNet (Keras VGG16), then trained (checkpoint best.keras)"
+
+
+def test_helpers_choose_examples_on_the_sample(tmp_path):
+    cfg = quiet(data_root=SAMPLE, quick=True, results_dir=tmp_path)
+    samples = config.read_split(cfg.data_root, "train")
+    sample, class_id = config.find_class_example(samples, "dog")
+    assert (sample.id, cfg.spec.classes[class_id]) == ("001763", "dog")
+    items, source = config.inference_images(cfg)
+    assert [i for i, _ in items] == ["001763"] and "test" in source  # no reference images in the sample
+    table = config.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
+    assert "0.67-0.72" in table and "n/a" in table
+
+
+# =============================================================================== the notebook, executed
+
+
+def run_notebook(tmp_path, **parameters):
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "executed.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(out), parameters=parameters, cwd=str(ROOT),
+        kernel_name="python3", progress_bar=False, execution_timeout=600,
+    )  # fmt: skip
+    return out
+
+
+def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
+    results = tmp_path / "results"
+    out = run_notebook(
+        tmp_path, quick=True, dataset="voc2007", data_root=SAMPLE, download=False,
+        results_dir=str(results), backbone_weights=backbone_weights,
+    )  # fmt: skip
+
+    metrics = json.loads((results / "metrics.json").read_text())
+    for key in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy"):
+        assert isinstance(metrics[key], float) and 0.0 <= metrics[key] <= 1.0, key
+    assert len(metrics["iou_per_class"]) == 21 and "horse" in metrics["iou_per_class"]
+    assert metrics["smoke_test"] is True and metrics["parameters"]["quick"] is True
+    assert metrics["num_images"] == 1 and metrics["split"] == "val"
+    expected_encoder = "random" if backbone_weights is None else Path(backbone_weights).name
+    assert expected_encoder in metrics["encoder_weights"]
+
+    assert set(FIGURES) <= set(metrics["figures"])
+    for name in FIGURES:
+        path = Path(metrics["figures"][name])
+        assert path.parent == results, name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE, name
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert min(image.size) > 100, name
+    assert Path(metrics["figures"]["class_mask"]).name == "dog.png"  # no horse in the sample image
+    for name in ("training_curves", "iou_per_class", "confusion_matrix", "sem_seg", "sem_seg_inf"):
+        assert (results / f"{name}.png").is_file()
+
+    shutil.rmtree(results / "run")  # the checkpoint (~650 MB with Adam's state)
+
+    executed = nbformat.read(out, as_version=4)
+    printed = "".join(o.get("text", "") for c in code_cells(executed) for o in c.get("outputs", []))
+    assert "SMOKE TEST ON ONE IMAGE" in printed and "frequency-weighted IoU" in printed
+
+
+@pytest.mark.parametrize(
+    "parameters, message",
+    [
+        ({"variant": "fcn64s"}, "variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
+        ({"image_size": [256, -1]}, "image_size must be (height, width), two positive integers"),
+    ],
+)
+def test_notebook_stops_at_once_on_bad_parameters(tmp_path, parameters, message):
+    from papermill.exceptions import PapermillExecutionError
+
+    with pytest.raises(PapermillExecutionError) as info:
+        run_notebook(tmp_path, quick=True, data_root=SAMPLE, download=False,
+                     results_dir=str(tmp_path / "results"), **parameters)  # fmt: skip
+    error = info.value
+    assert error.ename == "ParameterError" and message in error.evalue
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    failed = [c for c in code_cells(executed) if c.execution_count == error.exec_count]
+    assert "check_params(" in failed[0].source  # the cell right after the parameters
+    assert not (tmp_path / "results").exists()

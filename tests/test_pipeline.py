@@ -1,0 +1,205 @@
+"""Tests for src.pipeline: resizing, augmentation alignment, batching and errors while iterating.
+
+Real files only: CamVid (``CAMVID_ROOT``, skipped when unset), the VOC sample
+committed in data/sample, and small folder datasets written into ``tmp_path``.
+Image sizes stay tiny so the file runs in seconds on two CPU cores.
+"""
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from src.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
+from src.pipeline import IMAGENET_MEAN_RGB, augment_pair, make_dataset, resize_pair
+
+SAMPLE_VOC = Path(__file__).resolve().parents[1] / "data" / "sample" / "voc2007"
+SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"
+SAMPLE_MASK = SAMPLE_VOC / "SegmentationClass" / "001763.png"
+TWO_CLASSES = folder_dataset(["background", "thing"], name="tiny")
+
+
+def write_pair(root: Path, split: str, stem: str, image: np.ndarray, mask: np.ndarray) -> None:
+    """One image (RGB array, written through OpenCV) and its grayscale index mask."""
+    (root / split / "images").mkdir(parents=True, exist_ok=True)
+    (root / split / "masks").mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(root / split / "images" / f"{stem}.png"), image[..., ::-1])
+    Image.fromarray(mask.astype(np.uint8), "L").save(root / split / "masks" / f"{stem}.png")
+
+
+def tiny_dataset(root: Path, n: int = 6, size=(24, 32)) -> Path:
+    """A folder dataset whose images encode their masks (image = colormap[mask])."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        mask = rng.integers(0, 2, size, dtype=np.uint8)
+        write_pair(root, "train", f"im{i}", VOC_COLORMAP[mask], mask)
+    return root
+
+
+# --- CamVid through the whole pipeline -----------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_camvid_splits_batch(camvid_root, split):
+    ds = make_dataset(camvid_root, split, dataset="camvid", image_size=(36, 48), batch_size=4,
+                      augment=split == "train", seed=0)  # fmt: skip
+    for images, masks in ds.take(2):
+        assert images.shape == (4, 36, 48, 3) and images.dtype == tf.float32
+        assert masks.shape == (4, 36, 48) and masks.dtype == tf.int32
+        assert set(np.unique(masks).tolist()) <= set(range(11)) | {VOID}
+        assert 0 <= images.numpy().min() and images.numpy().max() <= 255
+
+
+# --- Resizing --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(37, 53), (401, 611), (3, 2)])
+def test_resize_never_invents_labels(size):
+    image, mask = load_image(SAMPLE_IMAGE), load_mask(SAMPLE_MASK)
+    out_image, out_mask = resize_pair(image, mask, size)
+    assert out_image.shape == (*size, 3) and out_mask.shape == size
+    assert set(np.unique(out_mask).tolist()) <= set(np.unique(mask).tolist())
+
+
+def test_resize_is_bilinear_for_images_nearest_for_masks():
+    two = np.array([[0, 255]], np.uint8)
+    image, mask = resize_pair(np.repeat(two[..., None], 3, -1), two, (1, 4))
+    np.testing.assert_allclose(image[0, :, 0], [0, 63.75, 191.25, 255], atol=0.01)
+    assert mask.numpy().tolist() == [[0, 0, 255, 255]]
+
+
+# --- Augmentation ----------------------------------------------------------------------------
+
+
+def uniform_3x3(mask: np.ndarray) -> np.ndarray:
+    """Pixels whose whole 3x3 neighbourhood has their label (the border ring never: its
+    neighbours outside the crop are unknown)."""
+    padded = np.pad(mask.astype(np.int64), 1, constant_values=-1)
+    same = np.ones(mask.shape, bool)
+    for dy in range(3):
+        for dx in range(3):
+            same &= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]] == mask
+    return same
+
+
+def test_augment_keeps_image_and_mask_aligned():
+    rng = np.random.default_rng(1)
+    mask = np.kron(rng.integers(0, 21, (6, 8)), np.ones((16, 16), np.int64)).astype(np.uint8)
+    image = VOC_COLORMAP[mask]  # every pixel's colour says its label
+    colours = VOC_COLORMAP.astype(np.float32)
+    mean = np.array(IMAGENET_MEAN_RGB, np.float32)
+    padded_some = False
+    for seed in range(40):
+        aug_image, aug_mask = augment_pair(image, mask, tf.constant([seed, 7]), image_size=(64, 64))
+        aug_image, aug_mask = aug_image.numpy(), aug_mask.numpy()
+        assert aug_image.shape == (64, 64, 3) and aug_mask.shape == (64, 64)
+        labelled = (aug_mask != VOID) & uniform_3x3(aug_mask)
+        dist = np.linalg.norm(aug_image[labelled][:, None] - colours[None], axis=-1)
+        np.testing.assert_array_equal(dist.argmin(-1), aug_mask[labelled], err_msg=f"seed {seed}")
+        assert dist.min(-1).max() < 2.0
+        void = (aug_mask == VOID) & uniform_3x3(aug_mask)  # padding: the source has no void
+        np.testing.assert_allclose(aug_image[void], np.broadcast_to(mean, aug_image[void].shape), atol=0.01)
+        padded_some |= bool(void.any())
+    assert padded_some  # scales below 1 pad with void
+
+
+def test_augment_flips_for_some_seeds_only():
+    image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    mask = np.tile(np.arange(8, dtype=np.uint8), (8, 1))
+    flipped = []
+    for seed in range(20):
+        out_image, out_mask = augment_pair(image, mask, tf.constant([seed, 0]), image_size=(8, 8),
+                                           scale_range=(1.0, 1.0))  # fmt: skip
+        flip = out_mask.numpy()[0, 0] == 7
+        np.testing.assert_array_equal(out_mask, mask[:, ::-1] if flip else mask)
+        np.testing.assert_allclose(out_image, image[:, ::-1] if flip else image, atol=0.01)
+        flipped.append(flip)
+    assert any(flipped) and not all(flipped)
+
+
+def test_augment_is_deterministic_per_seed(tmp_path):
+    root = tiny_dataset(tmp_path)
+
+    def first(seed):
+        ds = make_dataset(root, dataset=TWO_CLASSES, image_size=(16, 16), batch_size=3, augment=True, seed=seed)
+        return [t.numpy() for t in next(iter(ds))]
+
+    a, b, c = first(3), first(3), first(4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_augment_needs_image_size(tmp_path):
+    with pytest.raises(ValueError, match="augment=True needs an image_size"):
+        make_dataset(tiny_dataset(tmp_path), dataset=TWO_CLASSES, image_size=None, augment=True)
+
+
+# --- Batching --------------------------------------------------------------------------------
+
+
+def test_one_hot_matches_sparse_and_void_is_all_zero():
+    kwargs = dict(split="test", image_size=(45, 60), batch_size=1)
+    images, sparse = next(iter(make_dataset(SAMPLE_VOC, **kwargs)))
+    _, one_hot = next(iter(make_dataset(SAMPLE_VOC, one_hot=True, **kwargs)))
+    sparse, one_hot = sparse.numpy(), one_hot.numpy()
+    assert one_hot.shape == (1, 45, 60, 21) and one_hot.dtype == np.float32
+    void = sparse == VOID
+    assert void.any() and (~void).any()
+    np.testing.assert_array_equal(one_hot.sum(-1), np.where(void, 0.0, 1.0))
+    np.testing.assert_array_equal(one_hot.argmax(-1)[~void], sparse[~void])
+
+
+def test_native_size_batches_are_padded_with_void(tmp_path):
+    write_pair(tmp_path, "train", "a", np.full((10, 14, 3), 50, np.uint8), np.zeros((10, 14)))
+    write_pair(tmp_path, "train", "b", np.full((12, 9, 3), 90, np.uint8), np.ones((12, 9)))
+    images, masks = next(iter(make_dataset(tmp_path, dataset=TWO_CLASSES, image_size=None, batch_size=2)))
+    assert images.shape == (2, 12, 14, 3) and masks.shape == (2, 12, 14)
+    masks = masks.numpy()
+    assert (masks[0, :10, :14] == 0).all() and (masks[0, 10:] == VOID).all()
+    assert (masks[1, :12, :9] == 1).all() and (masks[1, :, 9:] == VOID).all()
+    images = images.numpy()
+    np.testing.assert_allclose(images[1, :12, :9], 90, atol=1e-4)
+    np.testing.assert_allclose(images[1, :, 9:], np.broadcast_to(IMAGENET_MEAN_RGB, (12, 5, 3)), atol=1e-4)
+
+
+def test_own_folder_dataset_with_custom_void(tmp_path):
+    spec = folder_dataset(["background", "road", "car"], name="roads", void_label=9)
+    mask = np.array([[0, 1, 2, 9]] * 4, np.uint8)
+    for split in ("train", "val"):
+        write_pair(tmp_path, split, "x", VOC_COLORMAP[mask % 9], mask)
+    _, masks = next(iter(make_dataset(tmp_path, "val", dataset=spec, image_size=(4, 4), batch_size=1)))
+    assert masks.numpy()[0].tolist() == [[0, 1, 2, VOID]] * 4
+
+
+# --- Errors ----------------------------------------------------------------------------------
+
+
+def test_size_mismatch_is_caught_before_training(tmp_path):
+    root = tiny_dataset(tmp_path, n=2)
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(root / "train" / "masks" / "im1.png")
+    with pytest.raises(ValueError, match=r"im1.png is 5x5 but its image .*im1.png is 32x24"):
+        make_dataset(root, dataset=TWO_CLASSES, validate=True)
+
+
+def test_corrupt_image_met_while_iterating_is_named(tmp_path):
+    root = tiny_dataset(tmp_path, n=2)
+    bad = root / "train" / "images" / "im1.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # header kept, pixel data cut
+    ds = make_dataset(root, dataset=TWO_CLASSES, image_size=(8, 8), batch_size=1, validate=False)
+    with pytest.raises((tf.errors.OpError, ValueError)) as info:
+        for _ in ds:
+            pass
+    assert str(bad) in str(info.value)
+    assert "corrupt" in str(info.value)
+
+
+def test_validate_names_an_unreadable_image(tmp_path):
+    voc = Path(shutil.copytree(SAMPLE_VOC, tmp_path / "voc"))  # never damage data/sample itself
+    (voc / "JPEGImages" / "001763.jpg").write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ValueError, match="Cannot read .*001763.jpg"):
+        make_dataset(voc, "test", batch_size=1, image_size=(8, 8))

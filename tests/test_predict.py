@@ -1,0 +1,143 @@
+"""Tests for src.predict and src.evaluate: masks at the input's own size whatever
+its size, channels or dtype, input_size, refusals, and scores on real CamVid and VOC."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from keras import ops
+from PIL import Image
+
+from src.datasets import VOID, load_mask, read_split
+from src.evaluate import evaluate
+from src.fcn import build_fcn
+from src.predict import predict_logits, predict_mask, predict_masks
+
+VOC_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "voc2007"
+rng = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def model(vgg_weights):
+    """FCN-8s for CamVid's 11 classes, real VGG16 weights, small fc6/fc7."""
+    return build_fcn("fcn8s", num_classes=11, fc_units=64, backbone_weights=vgg_weights)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return rng.integers(0, 256, size=(33, 47, 3), dtype=np.uint8)
+
+
+def test_mask_has_the_image_size_and_uint8(model):
+    for shape in [(33, 47, 3), (65, 31, 3), (1, 1, 3), (2, 70, 3)]:
+        mask = predict_mask(model, rng.integers(0, 256, size=shape, dtype=np.uint8))
+        assert mask.shape == shape[:2] and mask.dtype == np.uint8
+        assert mask.max() < 11
+
+
+def test_channels_and_dtypes_give_the_same_mask(model, image):
+    expected = predict_mask(model, image)
+    rgba = np.concatenate([image, np.full((33, 47, 1), 7, np.uint8)], -1)
+    for variant in (rgba, image.astype(np.uint16) * 257, image / 255.0, image.astype(np.float32)):
+        np.testing.assert_array_equal(predict_mask(model, variant), expected)
+
+    gray = image[..., 0]
+    gray_expected = predict_mask(model, np.repeat(gray[..., None], 3, -1))
+    np.testing.assert_array_equal(predict_mask(model, gray), gray_expected)
+    np.testing.assert_array_equal(predict_mask(model, gray[..., None]), gray_expected)
+
+
+def test_paths(model, image, tmp_path):
+    path = tmp_path / "image.png"
+    Image.fromarray(image).save(path)
+    expected = predict_mask(model, image)
+    np.testing.assert_array_equal(predict_mask(model, path), expected)
+    np.testing.assert_array_equal(predict_mask(model, str(path)), expected)
+    with pytest.raises(FileNotFoundError):
+        predict_mask(model, tmp_path / "missing.png")
+
+
+def test_grayscale_model_takes_rgb_images(vgg_weights, image):
+    gray_model = build_fcn("fcn32s", num_classes=11, fc_units=64, input_shape=(None, None, 1),
+                           backbone_weights=vgg_weights)
+    gray = image[..., 0]
+    mask = predict_mask(gray_model, np.repeat(gray[..., None], 3, -1))
+    assert mask.shape == (33, 47) and mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask, predict_mask(gray_model, gray))
+    assert predict_mask(gray_model, image).shape == (33, 47)  # colour converted to luminance
+
+
+def test_input_size_resizes_and_brings_logits_back(model, image):
+    logits = predict_logits(model, image[None], input_size=(32, 64))
+    assert logits.shape == (1, 33, 47, 11) and logits.dtype == np.float32
+    small = ops.image.resize(image[None].astype("float32"), (32, 64), "bilinear", antialias=True)
+    expected = ops.image.resize(model(small), (33, 47), "bilinear")
+    np.testing.assert_allclose(logits, ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-3)
+
+    mask = predict_mask(model, image, input_size=(32, 64))
+    assert mask.shape == (33, 47) and mask.dtype == np.uint8
+    np.testing.assert_array_equal(mask, logits[0].argmax(-1))
+    # input_size equal to the image's own size changes nothing.
+    np.testing.assert_array_equal(predict_mask(model, image, input_size=(33, 47)), predict_mask(model, image))
+
+
+def test_too_large_image_is_refused_unless_input_size(model):
+    big = np.zeros((100, 120, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"100x120.*max_pixels=5000.*input_size"):
+        predict_mask(model, big, max_pixels=5000)
+    assert predict_mask(model, big, input_size=(50, 60), max_pixels=5000).shape == (100, 120)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((1, 8, 8, 3), np.uint8),  # a batch is not an image
+        np.zeros(8, np.uint8),
+        np.zeros((8, 8, 2), np.uint8),
+        np.zeros((0, 8, 3), np.uint8),
+        np.full((8, 8, 3), np.nan, np.float32),
+        np.full((8, 8, 3), -4, np.int32),
+    ],
+)
+def test_bad_arrays_raise_value_error(model, bad):
+    with pytest.raises(ValueError):
+        predict_mask(model, bad)
+
+
+def test_predict_masks_keeps_order_for_mixed_sizes(model, image, tmp_path):
+    path = tmp_path / "small.png"
+    small = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
+    Image.fromarray(small).save(path)
+    other = rng.integers(0, 256, size=(33, 47, 3), dtype=np.uint8)
+    images = [image, small, other, path, image[..., 0]]
+    masks = predict_masks(model, images, batch_size=2)
+    assert [m.shape for m in masks] == [(33, 47), (20, 30), (33, 47), (20, 30), (33, 47)]
+    for got, single in zip(masks, images):
+        np.testing.assert_array_equal(got, predict_mask(model, single))
+    np.testing.assert_array_equal(masks[1], masks[3])  # same pixels, array or file
+
+
+def check_scores(scores, num_images, masks):
+    assert {"mean_iou", "frequency_weighted_iou", "pixel_accuracy", "iou_per_class", "confusion_matrix",
+            "num_images", "split", "dataset"} <= set(scores)
+    assert scores["num_images"] == num_images
+    for key in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy"):
+        assert 0 <= scores[key] <= 1
+    assert all(v is None or 0 <= v <= 1 for v in scores["iou_per_class"].values())
+    # Scored at the original resolution: every non-void pixel of the untouched masks counts once.
+    assert np.sum(scores["confusion_matrix"]) == sum(np.sum(m != VOID) for m in masks)
+
+
+def test_evaluate_on_real_camvid(model, camvid_root):
+    scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), batch_size=2, max_images=3)
+    masks = [load_mask(s.mask_path, "camvid") for s in read_split(camvid_root, "val", "camvid")[:3]]
+    check_scores(scores, 3, masks)
+    assert scores["dataset"] == "camvid" and scores["split"] == "val"
+    assert list(scores["iou_per_class"])[:3] == ["Sky", "Building", "Pole"]
+
+
+def test_evaluate_on_the_voc_sample(vgg_weights):
+    voc_model = build_fcn("fcn32s", num_classes=21, fc_units=64, backbone_weights=vgg_weights)
+    scores = evaluate(voc_model, VOC_SAMPLE, "val", dataset="voc2007", input_size=(64, 64))
+    check_scores(scores, 1, [load_mask(VOC_SAMPLE / "SegmentationClass" / "001763.png")])
+    assert len(scores["iou_per_class"]) == 21
