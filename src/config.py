@@ -44,11 +44,10 @@ from src.datasets import (
     resolve_root,
 )
 from src.fcn import DECODERS, VARIANTS, resolve_backbone_weights
-from src.train import LOSSES, SCHEDULES
+from src.train import LOSSES, PRECISIONS, SCHEDULES
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_ROOT = PROJECT / "data" / "sample" / "voc2007"
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every cell) changes.
 QUICK_IMAGE_SIZE = (64, 64)
@@ -167,7 +166,7 @@ def check_params(
     learning_rate: float = 1e-3,
     schedule: str = "plateau",
     backbone_weights="imagenet",
-    precision: str = "float32",
+    precision: str = "auto",
     quick: bool = False,
     checkpoint=None,
     results_dir=DEFAULT_RESULTS,

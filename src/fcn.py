@@ -303,11 +303,44 @@ def load_fcn(path) -> keras.Model:
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded.
+
+    >>> model = load_fcn("runs/camvid_fcn8s/best.keras")  # doctest: +SKIP
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Model file not found: {path}")
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" not in str(e):
+            raise
+        raise ValueError(
+            f"{path} holds Python code (a Lambda layer) that Keras' safe mode will not run. "
+            "FCN models saved by this project never do; only if you trust the file's source, "
+            "load it with keras.saving.load_model(path, safe_mode=False)."
+        ) from None
+
+
+def load_fcn_weights(model: keras.Model, path) -> keras.Model:
+    """Load a ``.weights.h5`` file saved by ``model.save_weights`` into `model`.
+
+    A file saved from another variant, decoder or number of classes raises a
+    `ValueError` that says so, instead of Keras' layer-by-layer message.
+
+    >>> model = load_fcn_weights(build_fcn("fcn8s", num_classes=11), "fcn8s.weights.h5")  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weight file not found: {path}")
+    try:
+        model.load_weights(path)
+    except ValueError as e:
+        raise ValueError(
+            f"The weights in {path} do not fit the model {model.name!r} "
+            f"({model.output_shape[-1]} classes): they were saved from another variant, decoder "
+            f"or number of classes. Build the same one with build_fcn(...) first. ({e})"
+        ) from None
+    return model
 
 
 def count_flops(model: keras.Model, image_size=(256, 256)) -> int:

@@ -32,14 +32,37 @@ SCHEDULES = ("plateau", "poly", "constant")
 MONITOR = "val_mean_iou"
 
 
-def set_precision(policy: str = "float32") -> None:
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def set_precision(policy: str = "auto") -> str:
     """Set Keras' global dtype policy; call it *before* building the model.
 
-    ``"mixed_float16"`` for NVIDIA GPUs, ``"mixed_bfloat16"`` for TPUs and
-    CPUs with AVX-512 BF16 / AMX, ``"float32"`` otherwise. Losses, metrics and
-    the model's logits stay float32.
+    ``"mixed_float16"`` for NVIDIA GPUs, ``"mixed_bfloat16"`` for CPUs with
+    AVX-512 BF16 or AMX (and TPUs), ``"float32"`` otherwise; ``"auto"`` picks
+    among these for this machine. Losses, metrics and the model's logits stay
+    float32. Returns the policy set.
+
+    >>> set_precision("float32")
+    'float32'
     """
+    if policy not in PRECISIONS:
+        raise ValueError(f"Unknown precision {policy!r}: use one of {PRECISIONS}.")
+    if policy == "auto":
+        policy = auto_precision()
     keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def auto_precision() -> str:
+    """The fastest policy for this machine: float16 on GPUs, bfloat16 on CPUs with bf16 units."""
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 def make_loss(loss: str = "sparse_ce", *, class_weights=None) -> keras.losses.Loss:
@@ -254,6 +277,9 @@ def _parse_args(argv=None):
     p.add_argument("--variant", default="fcn32s", choices=("fcn32s", "fcn16s", "fcn8s"))
     p.add_argument("--decoder", default="bilinear", choices=("bilinear", "notebook"))
     p.add_argument("--backbone-weights", default="imagenet", help="'imagenet', 'none' or a VGG16 no-top .h5 path")
+    p.add_argument("--init-from", default=None, metavar="MODEL.keras",
+                   help="start from a trained model (e.g. a best.keras) instead of the VGG16 encoder alone; "
+                        "its variant, decoder and skip scales replace those options")
     p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
                    help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
     p.add_argument("--image-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -269,7 +295,8 @@ def _parse_args(argv=None):
     p.add_argument("--eval-split", default=None, help="split scored at full resolution (default: val for VOC, test for CamVid)")
     p.add_argument("--eval-input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="resize images to this size for prediction (logits resized back); default: own size")
-    p.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: mixed_float16 on GPUs, mixed_bfloat16 on CPUs with AVX-512 BF16/AMX, else float32")
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
     p.add_argument("--strategy", default="none", choices=("none", "mirrored", "multiworker"),
                    help="tf.distribute: all local GPUs (mirrored) or the workers in TF_CONFIG; --batch-size is global")
@@ -288,7 +315,7 @@ def main(argv=None) -> dict:
 
     args = _parse_args(argv)
     keras.utils.set_random_seed(args.seed)
-    set_precision(args.precision)
+    args.precision = set_precision(args.precision)
     spec = get_spec(args.dataset)
     out = Path(args.out or f"runs/{args.dataset}_{args.variant}")
     weights = None if args.backbone_weights.lower() == "none" else args.backbone_weights
@@ -304,9 +331,14 @@ def main(argv=None) -> dict:
         class_weights = median_frequency_weights(counts).tolist()
 
     started = time.time()
+    def build():
+        if args.init_from:
+            return load_fcn(args.init_from)
+        return build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
+                         decoder=args.decoder, skip_scales=tuple(args.skip_scales))
+
     train(
-        lambda: build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
-                          decoder=args.decoder, skip_scales=tuple(args.skip_scales)),
+        build,
         train_ds, val_ds, epochs=args.epochs, loss=args.loss, class_weights=class_weights,
         learning_rate=args.lr, schedule=args.schedule, checkpoint_dir=out, jit_compile=args.jit,
         strategy=make_strategy(args.strategy), verbose=2,

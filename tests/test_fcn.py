@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from src.fcn import VGG16_NOTOP_FILE, BilinearUpsampling, bilinear_kernel, build_fcn, count_flops, load_fcn
+from src.fcn import (
+    VGG16_NOTOP_FILE, BilinearUpsampling, bilinear_kernel, build_fcn, count_flops, load_fcn, load_fcn_weights,
+)
 
 NUM_CLASSES = 3
 CONFIGS = {  # name -> (variant, decoder)
@@ -246,3 +248,21 @@ def test_count_flops_of_fcn32s(models):
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_fcn(backbone_weights=None, **kwargs)
+
+
+def test_load_fcn_refuses_code_in_an_untrusted_file(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    path = tmp_path / "untrusted.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(ValueError, match="safe mode"):
+        load_fcn(path)
+
+
+def test_weights_of_another_variant_give_a_clear_error(tmp_path):
+    small = dict(num_classes=5, fc_units=8, backbone_weights=None)
+    path = tmp_path / "fcn8s.weights.h5"
+    build_fcn("fcn8s", **small).save_weights(path)
+    assert load_fcn_weights(build_fcn("fcn8s", **small), path).output_shape[-1] == 5
+    with pytest.raises(ValueError, match=r"weights in .*fcn8s.weights.h5 do not fit the model 'fcn32s_notebook'"):
+        load_fcn_weights(build_fcn("fcn32s", decoder="notebook", **small), path)

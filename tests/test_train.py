@@ -220,3 +220,18 @@ def test_write_json_is_atomic(tmp_path):
         write_json(path, {"mean_iou": float("nan")})  # invalid JSON is never written
     assert json.loads(path.read_text()) == {"mean_iou": 0.5}
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_set_precision_auto_picks_a_policy_this_machine_runs():
+    from src.train import auto_precision, set_precision
+
+    try:
+        chosen = set_precision("auto")
+        assert chosen == auto_precision() == keras.mixed_precision.global_policy().name
+        cpu_has_bf16 = any(f in Path("/proc/cpuinfo").read_text() for f in ("avx512_bf16", "amx_bf16"))
+        if not tf.config.list_physical_devices("GPU"):
+            assert chosen == ("mixed_bfloat16" if cpu_has_bf16 else "float32")
+        with pytest.raises(ValueError, match="Unknown precision 'float8'"):
+            set_precision("float8")
+    finally:
+        set_precision("float32")
