@@ -11,7 +11,7 @@ Traceback (most recent call last):
 src.config.ParameterError: variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'.
 
 >>> cfg = check_params(data_root="data/sample/voc2007", quick=True, download=False,
-...                    backbone_weights=None, results_dir="/tmp/fcn_smoke")  # doctest: +SKIP
+...                    backbone_weights=None, results_dir="runs/fcn_smoke")  # doctest: +SKIP
 >>> cfg.image_size, cfg.epochs, cfg.smoke_test                             # doctest: +SKIP
 ((64, 64), 1, True)
 
