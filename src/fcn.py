@@ -160,7 +160,7 @@ def _imagenet_weights_file() -> str:
         raise RuntimeError(
             f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for "
             f"{cache_file} and downloads it when missing. Offline, copy the file "
-            "there, pass backbone_weights='/path/to/vgg16_notop.h5', set "
+            "there, pass backbone_weights='<your vgg16_notop.h5>', set "
             "FCN_BACKBONE_WEIGHTS, or use backbone_weights=None for random weights."
         ) from e
 
