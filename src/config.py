@@ -91,6 +91,7 @@ class NotebookConfig:
     val_split: str
     eval_split: str
     eval_input_size: tuple[int, int] | None
+    eval_flip: bool  # average with the mirrored image's logits (test-time augmentation)
     max_eval_images: int | None
     steps: int | None  # batches per epoch (quick mode), None for all
     seed: int
@@ -140,8 +141,10 @@ class NotebookConfig:
             + (f", {self.steps} step(s) per epoch" if self.steps else "")
             + f" -> {self.run_dir}"
         )
-        evaluation = f"{self.eval_split} at original resolution" + (
-            f" (first {self.max_eval_images} images)" if self.max_eval_images else ""
+        evaluation = (
+            f"{self.eval_split} at original resolution"
+            + (" with flip averaging" if self.eval_flip else "")
+            + (f" (first {self.max_eval_images} images)" if self.max_eval_images else "")
         )
         return "\n".join([
             f"dataset     : {self.dataset} in {self.data_root}",
@@ -173,6 +176,7 @@ def check_params(
     download: bool = True,
     eval_split: str | None = None,
     eval_input_size=None,
+    eval_flip: bool = False,
     max_eval_images: int | None = None,
     seed: int = 0,
     verbose: bool = True,
@@ -221,6 +225,7 @@ def check_params(
     _choice("precision", precision, PRECISIONS)
     quick = _flag("quick", quick)
     download = _flag("download", download)
+    eval_flip = _flag("eval_flip", eval_flip)
     eval_input_size = None if eval_input_size is None else _size("eval_input_size", eval_input_size)
     if max_eval_images is not None:
         max_eval_images = _positive_int("max_eval_images", max_eval_images)
@@ -284,8 +289,8 @@ def check_params(
         backbone_weights=backbone_weights, encoder=_encoder_label(backbone_weights, checkpoint),
         precision=precision, quick=quick, checkpoint=checkpoint, results_dir=results_dir,
         run_dir=run_dir, download=download, train_split="train", val_split="val",
-        eval_split=eval_split, eval_input_size=eval_input_size, max_eval_images=max_eval_images,
-        steps=steps, seed=int(seed), smoke_test=smoke, notes=tuple(notes),
+        eval_split=eval_split, eval_input_size=eval_input_size, eval_flip=eval_flip,
+        max_eval_images=max_eval_images, steps=steps, seed=int(seed), smoke_test=smoke, notes=tuple(notes),
     )  # fmt: skip
     if verbose:
         if smoke and root == SAMPLE_ROOT.resolve():

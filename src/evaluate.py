@@ -3,9 +3,17 @@
 >>> from src.evaluate import evaluate
 >>> scores = evaluate(model, split="test", dataset="camvid")   # doctest: +SKIP
 >>> scores["mean_iou"], scores["iou_per_class"]["Road"]         # doctest: +SKIP
+
+From a shell, score a saved model (and write every score as JSON):
+
+    python -m src.evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --flip --out scores.json
 """
 
 from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +29,7 @@ def evaluate(
     *,
     dataset="voc2007",
     input_size=None,
+    flip: bool = False,
     batch_size: int = 4,
     max_images: int | None = None,
 ) -> dict:
@@ -28,8 +37,9 @@ def evaluate(
 
     Predictions are made at the image's own size (or at ``input_size`` with
     logits resized back), so the score is at the original resolution with void
-    ignored. Returns ``mean_iou``, ``frequency_weighted_iou``,
-    ``pixel_accuracy``, ``iou_per_class`` (name -> IoU or None), the confusion
+    ignored. ``flip=True`` averages with the mirrored image's logits
+    (test-time augmentation, see `src.predict.predict_logits`). Returns
+    ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``, ``iou_per_class`` (name -> IoU or None), the confusion
     matrix, and how many images were scored.
     """
     spec = get_spec(dataset)
@@ -38,7 +48,36 @@ def evaluate(
     cm = np.zeros((spec.num_classes, spec.num_classes), np.int64)
     for start in range(0, len(samples), batch_size):
         pairs = [load_sample(s, spec) for s in samples[start : start + batch_size]]
-        predictions = predict_masks(model, [image for image, _ in pairs], input_size=input_size, batch_size=batch_size)
+        predictions = predict_masks(model, [image for image, _ in pairs], input_size=input_size, flip=flip,
+                                     batch_size=batch_size)
         for (_, mask), prediction in zip(pairs, predictions):
             cm += confusion_matrix(mask, prediction, spec.num_classes)
     return {**summarize(cm, spec.classes), "num_images": len(samples), "split": split, "dataset": spec.name}
+
+
+def main(argv=None) -> dict:
+    """Command line: ``python -m src.evaluate MODEL.keras [--dataset ...] [--split ...] [--flip] [--out F]``."""
+    from src.fcn import load_fcn
+    from src.files import write_json
+
+    p = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "camvid"))
+    p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="predict at this size, logits resized back (default: each image's own size)")
+    p.add_argument("--flip", action="store_true", help="test-time flip averaging")
+    p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
+    args = p.parse_args(argv)
+    scores = evaluate(load_fcn(args.model), args.root, args.split, dataset=args.dataset,
+                      input_size=args.input_size, flip=args.flip)  # fmt: skip
+    scores = {"model": str(args.model), "flip": args.flip, "input_size": args.input_size, **scores}
+    if args.out:
+        write_json(args.out, scores)
+    print(json.dumps({k: scores[k] for k in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy")}))
+    return scores
+
+
+if __name__ == "__main__":
+    main()

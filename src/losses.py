@@ -82,15 +82,20 @@ class MaskedBinaryCrossEntropy(keras.losses.Loss):
         return _mean_over_valid(pixel_loss, ops.cast(valid, "float32"))
 
 
-def median_frequency_weights(pixel_counts):
-    """Median-frequency class weights (Eigen & Fergus; SegNet on CamVid): median(f) / f_c.
+def median_frequency_weights(pixel_counts, *, power=1.0):
+    """Median-frequency class weights (Eigen & Fergus; SegNet on CamVid): (median(f) / f_c) ** power.
+
+    ``power=0.5`` softens the balancing (rare classes still gain, common ones
+    lose less). Classes with no pixels get weight 0.
 
     >>> median_frequency_weights([10, 30, 60]).round(2).tolist()
     [3.0, 1.0, 0.5]
+    >>> median_frequency_weights([10, 40, 160], power=0.5).tolist()
+    [2.0, 1.0, 0.5]
     """
     freq = np.asarray(pixel_counts, np.float64)
     freq = freq / max(freq.sum(), 1.0)
     present = freq > 0
     weights = np.zeros_like(freq)
-    weights[present] = np.median(freq[present]) / freq[present]
+    weights[present] = (np.median(freq[present]) / freq[present]) ** power
     return weights.astype(np.float32)

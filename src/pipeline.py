@@ -37,6 +37,7 @@ def make_dataset(
     seed: int | None = None,
     cache: bool = False,
     scale_range: tuple[float, float] = (0.5, 2.0),
+    color_jitter: float = 0.0,
     drop_remainder: bool | None = None,
     validate: bool = True,
 ) -> tf.data.Dataset:
@@ -54,6 +55,9 @@ def make_dataset(
         augment: random scale in ``scale_range`` around ``image_size``, random
             crop (padding with void where the scaled image is smaller) and
             horizontal flip, applied identically to image and mask.
+        color_jitter: with ``augment``, scale brightness, contrast and
+            saturation by random factors in ``[1 - color_jitter, 1 + color_jitter]``
+            (the image only; see `jitter_colors`).
         one_hot: masks as (H, W, num_classes) float32, void pixels all-zero
             (the reference notebook's BCE targets).
         shuffle: reshuffle every epoch; default: when augmenting.
@@ -89,7 +93,9 @@ def make_dataset(
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda pair, s: augment_pair(*pair, s, image_size=image_size, scale_range=scale_range),
+            lambda pair, s: augment_pair(
+                *pair, s, image_size=image_size, scale_range=scale_range, color_jitter=color_jitter
+            ),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )
@@ -150,23 +156,26 @@ def resize_pair(image, mask, size):
     return image, mask
 
 
-def augment_pair(image, mask, seed, *, image_size, scale_range=(0.5, 2.0)):
+def augment_pair(image, mask, seed, *, image_size, scale_range=(0.5, 2.0), color_jitter=0.0):
     """Random scale, crop and horizontal flip, identical for image and mask.
 
     The image is resized to ``image_size`` times a random factor from
     ``scale_range``, then a random ``image_size`` window is cut out; where the
     scaled image is smaller, the image is padded with the ImageNet mean and the
-    mask with void (255). `seed` is a shape-(2,) integer tensor (stateless ops,
-    so a given seed always gives the same result).
+    mask with void (255). A ``color_jitter`` above 0 also applies
+    `jitter_colors` to the image (before padding). `seed` is a shape-(2,)
+    integer tensor (stateless ops, so a given seed always gives the same result).
     """
     height, width = image_size
-    seeds = tf.random.split(tf.cast(seed, tf.int64), 4)
+    seeds = tf.random.split(tf.cast(seed, tf.int64), 5)
     scale = tf.random.stateless_uniform([], seeds[0], *scale_range)
     scaled = (
         tf.cast(tf.round(height * scale), tf.int32),
         tf.cast(tf.round(width * scale), tf.int32),
     )
     image, mask = resize_pair(image, mask, scaled)
+    if color_jitter > 0:
+        image = jitter_colors(image, seeds[4], strength=color_jitter)
 
     pad_h = tf.maximum(height - scaled[0], 0)
     pad_w = tf.maximum(width - scaled[1], 0)
@@ -185,6 +194,29 @@ def augment_pair(image, mask, seed, *, image_size, scale_range=(0.5, 2.0)):
     image.set_shape((height, width, 3))
     mask.set_shape((height, width))
     return image, mask
+
+
+def jitter_colors(image, seed, *, strength=0.3):
+    """Scale brightness, contrast and saturation of a 0..255 RGB image by random
+    factors in ``[1 - strength, 1 + strength]`` (torchvision's
+    ``ColorJitter(strength, strength, strength)``, hue left alone as it carries
+    class evidence such as sky and vegetation). Stateless: `seed` is a shape-(2,)
+    integer tensor.
+
+    >>> image = tf.fill((4, 4, 3), 100.0)
+    >>> out = jitter_colors(image, tf.constant([1, 2]), strength=0.5)
+    >>> bool(tf.reduce_all((out >= 0) & (out <= 255))), out.shape
+    (True, TensorShape([4, 4, 3]))
+    """
+    if not 0 <= strength < 1:
+        raise ValueError(f"color jitter strength must be in [0, 1), got {strength!r}.")
+    low, high = 1.0 - strength, 1.0 + strength
+    seeds = tf.random.split(tf.cast(seed, tf.int64), 3)
+    brightness, contrast, saturation = (tf.random.stateless_uniform([], seeds[i], low, high) for i in range(3))
+    image = tf.clip_by_value(tf.cast(image, tf.float32) * brightness, 0.0, 255.0)
+    image = tf.clip_by_value(tf.image.adjust_contrast(image, contrast), 0.0, 255.0)
+    image = tf.image.adjust_saturation(image / 255.0, saturation) * 255.0
+    return tf.clip_by_value(image, 0.0, 255.0)
 
 
 def class_pixel_counts(ds: tf.data.Dataset, num_classes: int) -> np.ndarray:

@@ -38,11 +38,13 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
     return rgb
 
 
-def predict_logits(model, images: np.ndarray, *, input_size=None, max_pixels: int = MAX_PIXELS):
+def predict_logits(model, images: np.ndarray, *, input_size=None, flip: bool = False, max_pixels: int = MAX_PIXELS):
     """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
 
     With ``input_size=(h, w)`` the batch is resized to that size for the
-    model and the logits are resized back bilinearly to (H, W).
+    model and the logits are resized back bilinearly to (H, W). With
+    ``flip=True`` (test-time augmentation) the logits are averaged with those
+    of the mirrored batch, mirrored back: twice the compute.
     """
     images = np.asarray(images)
     height, width = images.shape[1:3]
@@ -57,23 +59,27 @@ def predict_logits(model, images: np.ndarray, *, input_size=None, max_pixels: in
     if size != (height, width):
         x = ops.image.resize(x, size, interpolation="bilinear", antialias=True)
     logits = model.predict_on_batch(x)
+    if flip:
+        logits = (logits + ops.flip(model.predict_on_batch(ops.flip(x, axis=2)), axis=2)) / 2
     if size != (height, width):
         logits = ops.image.resize(logits, (height, width), interpolation="bilinear")
     return ops.convert_to_numpy(logits)
 
 
-def predict_mask(model, image, *, input_size=None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def predict_mask(model, image, *, input_size=None, flip: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution.
 
     >>> predict_mask(model, np.zeros((333, 500), np.uint8)).shape  # grayscale  # doctest: +SKIP
     (333, 500)
     """
     image = prepare_image(image, model.input_shape[-1])
-    logits = predict_logits(model, image[None], input_size=input_size, max_pixels=max_pixels)
+    logits = predict_logits(model, image[None], input_size=input_size, flip=flip, max_pixels=max_pixels)
     return logits[0].argmax(-1).astype(np.uint8)
 
 
-def predict_masks(model, images, *, input_size=None, batch_size: int = 8, max_pixels: int = MAX_PIXELS):
+def predict_masks(
+    model, images, *, input_size=None, flip: bool = False, batch_size: int = 8, max_pixels: int = MAX_PIXELS
+):
     """Masks for a batch array (N, H, W[, C]) or a list of arrays or paths.
 
     Images of equal size are run together in batches of `batch_size`. Returns
@@ -89,7 +95,7 @@ def predict_masks(model, images, *, input_size=None, batch_size: int = 8, max_pi
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch = np.stack([prepared[i] for i in chunk])
-            logits = predict_logits(model, batch, input_size=input_size, max_pixels=max_pixels)
+            logits = predict_logits(model, batch, input_size=input_size, flip=flip, max_pixels=max_pixels)
             for i, l in zip(chunk, logits):
                 masks[i] = l.argmax(-1).astype(np.uint8)
     return masks

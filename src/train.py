@@ -282,12 +282,16 @@ def _parse_args(argv=None):
                         "its variant, decoder and skip scales replace those options")
     p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
                    help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
+    p.add_argument("--fc-units", type=int, default=4096, help="width of fc6/fc7 (1x1 convolutions)")
     p.add_argument("--image-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     p.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
+    p.add_argument("--color-jitter", type=float, default=0.0,
+                   help="random brightness/contrast/saturation factors in [1-x, 1+x] (0: off)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--loss", default="sparse_ce", choices=LOSSES)
-    p.add_argument("--class-weights", default="none", choices=("none", "median"))
+    p.add_argument("--class-weights", default="none", choices=("none", "median", "sqrt_median"),
+                   help="median-frequency weights over train pixels (sqrt_median: their square root)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--schedule", default="plateau", choices=SCHEDULES)
     p.add_argument("--train-split", default=None, help="default: train")
@@ -295,6 +299,8 @@ def _parse_args(argv=None):
     p.add_argument("--eval-split", default=None, help="split scored at full resolution (default: val for VOC, test for CamVid)")
     p.add_argument("--eval-input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="resize images to this size for prediction (logits resized back); default: own size")
+    p.add_argument("--eval-flip", action="store_true",
+                   help="score with test-time flip averaging (mirrored image's logits averaged in)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: mixed_float16 on GPUs, mixed_bfloat16 on CPUs with AVX-512 BF16/AMX, else float32")
     p.add_argument("--jit", action="store_true", help="XLA-compile the train step")
@@ -322,20 +328,21 @@ def main(argv=None) -> dict:
     one_hot = args.loss == "bce_onehot"
     common = dict(dataset=spec, image_size=tuple(args.image_size), batch_size=args.batch_size, one_hot=one_hot, cache=True)
     train_ds = make_dataset(args.root, args.train_split or "train", augment=True, seed=args.seed,
-                            scale_range=tuple(args.scale_range), **common)
+                            scale_range=tuple(args.scale_range), color_jitter=args.color_jitter, **common)
     val_ds = make_dataset(args.root, args.val_split, **common)
     class_weights = None
-    if args.class_weights == "median":
+    if args.class_weights != "none":
         counts = class_pixel_counts(make_dataset(args.root, args.train_split or "train", **{**common, "one_hot": False}),
                                     spec.num_classes)
-        class_weights = median_frequency_weights(counts).tolist()
+        power = 0.5 if args.class_weights == "sqrt_median" else 1.0
+        class_weights = median_frequency_weights(counts, power=power).tolist()
 
     started = time.time()
     def build():
         if args.init_from:
             return load_fcn(args.init_from)
         return build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
-                         decoder=args.decoder, skip_scales=tuple(args.skip_scales))
+                         decoder=args.decoder, skip_scales=tuple(args.skip_scales), fc_units=args.fc_units)
 
     train(
         build,
@@ -346,7 +353,8 @@ def main(argv=None) -> dict:
     train_seconds = time.time() - started
     eval_split = args.eval_split or ("test" if spec.name == "camvid" else "val")
     model = load_fcn(out / "best.keras")
-    scores = evaluate(model, args.root, eval_split, dataset=spec, input_size=args.eval_input_size)
+    scores = evaluate(model, args.root, eval_split, dataset=spec, input_size=args.eval_input_size,
+                      flip=args.eval_flip)
     resolved = resolve_backbone_weights(weights)
     metrics = {
         "recipe": {**vars(args), "class_weights": class_weights},

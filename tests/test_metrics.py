@@ -184,3 +184,4 @@ def test_median_frequency_weights():
     # A class with no pixels gets weight 0 and does not enter the median.
     np.testing.assert_allclose(median_frequency_weights([0, 10, 30, 60]), [0.0, 3.0, 1.0, 0.5])
     assert median_frequency_weights([25, 25, 25, 25]).tolist() == [1.0] * 4
+    np.testing.assert_allclose(median_frequency_weights([0, 10, 40, 160], power=0.5), [0.0, 2.0, 1.0, 0.5])

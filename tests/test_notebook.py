@@ -130,6 +130,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"quick": "yes"}, "quick must be True or False"),
         ({"download": 1}, "download must be True or False"),
+        ({"eval_flip": "yes"}, "eval_flip must be True or False"),
         ({"seed": 1.5}, "seed must be an integer"),
         ({"eval_split": ""}, "eval_split must be a split name"),
         ({"results_dir": None}, "results_dir must be a folder path"),

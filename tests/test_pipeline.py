@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from src.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
-from src.pipeline import IMAGENET_MEAN_RGB, augment_pair, make_dataset, resize_pair
+from src.pipeline import IMAGENET_MEAN_RGB, augment_pair, jitter_colors, make_dataset, resize_pair
 
 SAMPLE_VOC = Path(__file__).resolve().parents[1] / "data" / "sample" / "voc2007"
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"
@@ -105,6 +105,30 @@ def test_augment_keeps_image_and_mask_aligned():
         np.testing.assert_allclose(aug_image[void], np.broadcast_to(mean, aug_image[void].shape), atol=0.01)
         padded_some |= bool(void.any())
     assert padded_some  # scales below 1 pad with void
+
+
+def test_color_jitter_changes_the_image_only():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    mask = rng.integers(0, 11, (24, 32)).astype(np.uint8)
+    kwargs = dict(image_size=(24, 32), scale_range=(1.0, 1.0))
+    for seed in range(5):
+        plain_image, plain_mask = augment_pair(image, mask, tf.constant([seed, 3]), **kwargs)
+        jit_image, jit_mask = augment_pair(image, mask, tf.constant([seed, 3]), color_jitter=0.4, **kwargs)
+        again, _ = augment_pair(image, mask, tf.constant([seed, 3]), color_jitter=0.4, **kwargs)
+        np.testing.assert_array_equal(jit_mask, plain_mask)  # geometry untouched
+        np.testing.assert_array_equal(jit_image, again)  # stateless: same seed, same colours
+        assert 0 <= float(tf.reduce_min(jit_image)) and float(tf.reduce_max(jit_image)) <= 255
+        assert np.abs(jit_image.numpy() - plain_image.numpy()).mean() > 1.0
+
+
+def test_jitter_colors_spans_its_factor_range():
+    gray = tf.fill((4, 4, 3), 100.0)  # contrast and saturation leave a flat gray alone
+    values = [float(jitter_colors(gray, tf.constant([s, 0]), strength=0.2)[0, 0, 0]) for s in range(200)]
+    assert 80 <= min(values) < 84 and 116 < max(values) <= 120
+    np.testing.assert_allclose(jitter_colors(gray, tf.constant([1, 0]), strength=0.0), gray)
+    with pytest.raises(ValueError, match="strength"):
+        jitter_colors(gray, tf.constant([1, 0]), strength=1.5)
 
 
 def test_augment_flips_for_some_seeds_only():

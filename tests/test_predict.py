@@ -81,6 +81,20 @@ def test_input_size_resizes_and_brings_logits_back(model, image):
     np.testing.assert_array_equal(predict_mask(model, image, input_size=(33, 47)), predict_mask(model, image))
 
 
+def test_flip_averages_with_the_mirrored_prediction(model, image):
+    logits = predict_logits(model, image[None], flip=True)
+    x = image[None].astype("float32")
+    mirrored = ops.convert_to_numpy(model(x[:, :, ::-1].copy()))[:, :, ::-1]
+    np.testing.assert_allclose(logits, (ops.convert_to_numpy(model(x)) + mirrored) / 2, rtol=1e-4, atol=1e-3)
+    # A mirror-symmetric image gets a mirror-symmetric prediction, which one pass does not give.
+    symmetric = np.concatenate([image, image[:, ::-1]], axis=1)
+    sym_logits = predict_logits(model, symmetric[None], flip=True)
+    np.testing.assert_allclose(sym_logits, sym_logits[:, :, ::-1], rtol=1e-4, atol=1e-3)
+    assert not np.allclose(predict_logits(model, symmetric[None]), sym_logits, atol=1e-3)
+    mask = predict_mask(model, image, flip=True, input_size=(32, 64))
+    assert mask.shape == (33, 47) and mask.dtype == np.uint8
+
+
 def test_too_large_image_is_refused_unless_input_size(model):
     big = np.zeros((100, 120, 3), np.uint8)
     with pytest.raises(ValueError, match=r"100x120.*max_pixels=5000.*input_size"):
@@ -128,8 +142,10 @@ def check_scores(scores, num_images, masks):
     assert np.sum(scores["confusion_matrix"]) == sum(np.sum(m != VOID) for m in masks)
 
 
-def test_evaluate_on_real_camvid(model, camvid_root):
-    scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), batch_size=2, max_images=3)
+@pytest.mark.parametrize("flip", [False, True])
+def test_evaluate_on_real_camvid(model, camvid_root, flip):
+    scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), flip=flip, batch_size=2,
+                      max_images=3)  # fmt: skip
     masks = [load_mask(s.mask_path, "camvid") for s in read_split(camvid_root, "val", "camvid")[:3]]
     check_scores(scores, 3, masks)
     assert scores["dataset"] == "camvid" and scores["split"] == "val"

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from src.evaluate import main as evaluate_main
 from src.fcn import build_fcn, load_fcn
 from src.files import atomic_path, write_json
 from src.pipeline import make_dataset
-from src.train import train
+from src.train import main, train
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (64, 96)
@@ -194,6 +195,39 @@ def test_model_built_outside_the_strategy_is_refused(distributed):
 
 
 # ---------------------------------------------------------------- atomic files
+
+
+def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_weights, tmp_path):
+    """`python -m src.train` end to end on a few real CamVid frames, then a second
+    stage started from the first one's best checkpoint."""
+    root = tmp_path / "camvid"
+    for split, count in (("train", 4), ("val", 2), ("test", 2)):
+        for folder in (split, f"{split}annot"):
+            (root / folder).mkdir(parents=True)
+            for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
+                (root / folder / path.name).symlink_to(path)
+    common = ["--dataset", "camvid", "--root", str(root), "--variant", "fcn8s", "--image-size", "64", "96",
+              "--batch-size", "2", "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights)]
+    stage1 = main([*common, "--fc-units", "64", "--class-weights", "sqrt_median", "--color-jitter", "0.3",
+                   "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
+    weights = stage1["recipe"]["class_weights"]
+    assert len(weights) == 11 and max(weights) > 1 > min(w for w in weights if w > 0)
+    assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
+    assert stage1["backbone_weights"] == vgg_weights.name
+    assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
+
+    stage2 = main([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--eval-flip",
+                   "--out", str(tmp_path / "stage2")])  # fmt: skip
+    model = load_fcn(tmp_path / "stage2" / "best.keras")
+    assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 4096-wide one
+    assert stage2["recipe"]["eval_flip"] and stage2["num_images"] == 2
+
+    # `python -m src.evaluate` rescores a saved model: the same figures as the training run's own.
+    scores = evaluate_main([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
+                            "--split", "test", "--flip", "--out", str(tmp_path / "scores.json")])  # fmt: skip
+    assert scores["mean_iou"] == pytest.approx(stage2["mean_iou"], abs=1e-6)
+    assert scores["confusion_matrix"] == stage2["confusion_matrix"]
+    assert json.loads((tmp_path / "scores.json").read_text())["flip"] is True
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
