@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -39,8 +38,9 @@ def evaluate(
     logits resized back), so the score is at the original resolution with void
     ignored. ``flip=True`` averages with the mirrored image's logits
     (test-time augmentation, see `src.predict.predict_logits`). Returns
-    ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``, ``iou_per_class`` (name -> IoU or None), the confusion
-    matrix, and how many images were scored.
+    ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``,
+    ``iou_per_class`` (name -> IoU or None), the confusion matrix, and how many
+    images were scored.
     """
     spec = get_spec(dataset)
     samples = read_split(default_root(spec) if root is None else root, split, spec)

@@ -279,7 +279,7 @@ def _parse_args(argv=None):
     p.add_argument("--backbone-weights", default="imagenet", help="'imagenet', 'none' or a VGG16 no-top .h5 path")
     p.add_argument("--init-from", default=None, metavar="MODEL.keras",
                    help="start from a trained model (e.g. a best.keras) instead of the VGG16 encoder alone; "
-                        "its variant, decoder and skip scales replace those options")
+                        "its architecture replaces --variant, --decoder, --skip-scales and --fc-units")
     p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
                    help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
     p.add_argument("--fc-units", type=int, default=4096, help="width of fc6/fc7 (1x1 convolutions)")
