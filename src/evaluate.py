@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from src.datasets import default_root, get_spec, load_sample, read_split
+from src.datasets import DATASETS, default_root, get_spec, load_sample, read_split
 from src.metrics import confusion_matrix, summarize
 from src.predict import predict_masks
 
@@ -62,7 +62,7 @@ def main(argv=None) -> dict:
 
     p = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
-    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "camvid"))
+    p.add_argument("--dataset", default="voc2007", choices=tuple(DATASETS))
     p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
     p.add_argument("--split", default="val")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),

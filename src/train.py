@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf  # tf.distribute only
 
+from src.datasets import DATASETS, get_spec
 from src.files import atomic_path, write_json
 from src.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
 from src.metrics import SegmentationMeanIoU
@@ -55,14 +56,18 @@ def set_precision(policy: str = "auto") -> str:
 
 
 def auto_precision() -> str:
-    """The fastest policy for this machine: float16 on GPUs, bfloat16 on CPUs with bf16 units."""
+    """The fastest policy for this machine: float16 on GPUs, bfloat16 on CPUs with bf16 units.
+
+    The CPU's features come from NumPy's runtime detection (any OS); every CPU
+    with AMX also has AVX-512 BF16, so that one flag covers both.
+    """
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = ""
-    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+        from numpy._core._multiarray_umath import __cpu_features__ as cpu_features
+    except ImportError:  # a NumPy without the detection table: stay safe
+        cpu_features = {}
+    return "mixed_bfloat16" if cpu_features.get("AVX512BF16") else "float32"
 
 
 def make_loss(loss: str = "sparse_ce", *, class_weights=None) -> keras.losses.Loss:
@@ -272,7 +277,7 @@ def make_strategy(name: str = "none"):
 
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "camvid"))
+    p.add_argument("--dataset", default="voc2007", choices=tuple(DATASETS))
     p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
     p.add_argument("--variant", default="fcn32s", choices=("fcn32s", "fcn16s", "fcn8s"))
     p.add_argument("--decoder", default="bilinear", choices=("bilinear", "notebook"))
@@ -313,7 +318,6 @@ def _parse_args(argv=None):
 
 def main(argv=None) -> dict:
     """Train, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it."""
-    from src.datasets import get_spec
     from src.evaluate import evaluate
     from src.fcn import build_fcn, load_fcn, resolve_backbone_weights
     from src.losses import median_frequency_weights
