@@ -91,6 +91,7 @@ class NotebookConfig:
     val_split: str
     eval_split: str
     eval_input_size: tuple[int, int] | None
+    eval_scales: tuple[float, ...]  # input scales whose logits are averaged (test-time augmentation)
     eval_flip: bool  # average with the mirrored image's logits (test-time augmentation)
     max_eval_images: int | None
     steps: int | None  # batches per epoch (quick mode), None for all
@@ -107,6 +108,11 @@ class NotebookConfig:
     def one_hot(self) -> bool:
         """Whether targets are one-hot (the reference's BCE loss needs them)."""
         return self.loss == "bce_onehot"
+
+    @property
+    def predict_options(self) -> dict:
+        """Keyword arguments for `predict_mask` / `evaluate`: input size and test-time augmentation."""
+        return {"input_size": self.eval_input_size, "scales": self.eval_scales, "flip": self.eval_flip}
 
     @property
     def model_name(self) -> str:
@@ -141,8 +147,10 @@ class NotebookConfig:
             + (f", {self.steps} step(s) per epoch" if self.steps else "")
             + f" -> {self.run_dir}"
         )
+        scales = ", ".join(map("{:g}".format, self.eval_scales))
         evaluation = (
             f"{self.eval_split} at original resolution"
+            + (f", input scales {scales}" if self.eval_scales != (1.0,) else "")
             + (" with flip averaging" if self.eval_flip else "")
             + (f" (first {self.max_eval_images} images)" if self.max_eval_images else "")
         )
@@ -176,6 +184,7 @@ def check_params(
     download: bool = True,
     eval_split: str | None = None,
     eval_input_size=None,
+    eval_scales=(1.0,),
     eval_flip: bool = False,
     max_eval_images: int | None = None,
     seed: int = 0,
@@ -227,6 +236,7 @@ def check_params(
     download = _flag("download", download)
     eval_flip = _flag("eval_flip", eval_flip)
     eval_input_size = None if eval_input_size is None else _size("eval_input_size", eval_input_size)
+    eval_scales = _scales("eval_scales", eval_scales)
     if max_eval_images is not None:
         max_eval_images = _positive_int("max_eval_images", max_eval_images)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
@@ -289,7 +299,8 @@ def check_params(
         backbone_weights=backbone_weights, encoder=_encoder_label(backbone_weights, checkpoint),
         precision=precision, quick=quick, checkpoint=checkpoint, results_dir=results_dir,
         run_dir=run_dir, download=download, train_split="train", val_split="val",
-        eval_split=eval_split, eval_input_size=eval_input_size, eval_flip=eval_flip,
+        eval_split=eval_split, eval_input_size=eval_input_size,
+        eval_scales=eval_scales, eval_flip=eval_flip,
         max_eval_images=max_eval_images, steps=steps, seed=int(seed), smoke_test=smoke, notes=tuple(notes),
     )  # fmt: skip
     if verbose:
@@ -349,6 +360,20 @@ def _size(name, value) -> tuple[int, int]:
             + ". Any size works: the model pads to a multiple of 32 and crops back."
         )
     return int(value[0]), int(value[1])
+
+
+def _scales(name, value) -> tuple[float, ...]:
+    """One or more positive input-scale factors, e.g. [1.0, 1.25] (papermill passes lists)."""
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) >= 1
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in value)
+    )
+    if not ok:
+        raise ParameterError(
+            f"{name} must be a list of positive scale factors such as [1.0] or [1.0, 1.25], got {value!r}."
+        )
+    return tuple(float(v) for v in value)
 
 
 def _checkpoint(checkpoint) -> Path | None:

@@ -7,6 +7,7 @@
 From a shell, score a saved model (and write every score as JSON):
 
     python -m src.evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --flip --out scores.json
+    python -m src.evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split val --scales 1 1.25 --flip
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def evaluate(
     *,
     dataset="voc2007",
     input_size=None,
+    scales=(1.0,),
     flip: bool = False,
     batch_size: int = 4,
     max_images: int | None = None,
@@ -36,8 +38,9 @@ def evaluate(
 
     Predictions are made at the image's own size (or at ``input_size`` with
     logits resized back), so the score is at the original resolution with void
-    ignored. ``flip=True`` averages with the mirrored image's logits
-    (test-time augmentation, see `src.predict.predict_logits`). Returns
+    ignored. Test-time augmentation (see `src.predict.predict_logits`):
+    ``scales=(1.0, 1.25)`` averages the logits of the image run at each scale,
+    ``flip=True`` those of the mirrored image too. Returns
     ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``,
     ``iou_per_class`` (name -> IoU or None), the confusion matrix, and how many
     images were scored.
@@ -48,15 +51,15 @@ def evaluate(
     cm = np.zeros((spec.num_classes, spec.num_classes), np.int64)
     for start in range(0, len(samples), batch_size):
         pairs = [load_sample(s, spec) for s in samples[start : start + batch_size]]
-        predictions = predict_masks(model, [image for image, _ in pairs], input_size=input_size, flip=flip,
-                                     batch_size=batch_size)
+        predictions = predict_masks(model, [image for image, _ in pairs], input_size=input_size, scales=scales,
+                                    flip=flip, batch_size=batch_size)  # fmt: skip
         for (_, mask), prediction in zip(pairs, predictions):
             cm += confusion_matrix(mask, prediction, spec.num_classes)
     return {**summarize(cm, spec.classes), "num_images": len(samples), "split": split, "dataset": spec.name}
 
 
 def main(argv=None) -> dict:
-    """Command line: ``python -m src.evaluate MODEL.keras [--dataset ...] [--split ...] [--flip] [--out F]``."""
+    """Command line: ``python -m src.evaluate MODEL.keras [--dataset D] [--split S] [--scales ...] [--flip]``."""
     from src.fcn import load_fcn
     from src.files import write_json
 
@@ -67,12 +70,15 @@ def main(argv=None) -> dict:
     p.add_argument("--split", default="val")
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="predict at this size, logits resized back (default: each image's own size)")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="test-time multi-scale averaging: input scale factors, e.g. 1 1.25 (default: 1)")
     p.add_argument("--flip", action="store_true", help="test-time flip averaging")
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
     args = p.parse_args(argv)
     scores = evaluate(load_fcn(args.model), args.root, args.split, dataset=args.dataset,
-                      input_size=args.input_size, flip=args.flip)  # fmt: skip
-    scores = {"model": str(args.model), "flip": args.flip, "input_size": args.input_size, **scores}
+                      input_size=args.input_size, scales=args.scales, flip=args.flip)  # fmt: skip
+    scores = {"model": str(args.model), "scales": args.scales, "flip": args.flip, "input_size": args.input_size,
+              **scores}  # fmt: skip
     if args.out:
         write_json(args.out, scores)
     print(json.dumps({k: scores[k] for k in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy")}))

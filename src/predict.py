@@ -38,47 +38,80 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
     return rgb
 
 
-def predict_logits(model, images: np.ndarray, *, input_size=None, flip: bool = False, max_pixels: int = MAX_PIXELS):
+def _check_scales(scales) -> tuple:
+    scales = (scales,) if isinstance(scales, (int, float)) else tuple(float(s) for s in scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
+    return scales
+
+
+def predict_logits(
+    model, images: np.ndarray, *, input_size=None, scales=(1.0,), flip: bool = False, max_pixels: int = MAX_PIXELS
+):
     """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
 
     With ``input_size=(h, w)`` the batch is resized to that size for the
-    model and the logits are resized back bilinearly to (H, W). With
-    ``flip=True`` (test-time augmentation) the logits are averaged with those
-    of the mirrored batch, mirrored back: twice the compute.
+    model and the logits are resized back bilinearly to (H, W). Test-time
+    augmentation: ``scales=(1.0, 1.25)`` runs the model at each factor times
+    that size and averages the logits (resized back); ``flip=True`` also
+    averages in the mirrored batch's logits, mirrored back. The compute is
+    roughly ``sum(s * s for s in scales)`` passes, doubled by ``flip``.
+
+    >>> predict_logits(model, batch, scales=(1.0, 1.25), flip=True).shape  # doctest: +SKIP
+    (4, 360, 480, 11)
     """
     images = np.asarray(images)
     height, width = images.shape[1:3]
-    size = tuple(input_size) if input_size is not None else (height, width)
-    if size[0] * size[1] > max_pixels:
-        raise ValueError(
-            f"Image of {size[0]}x{size[1]} pixels exceeds max_pixels={max_pixels}: the model "
-            "would need many GB of memory. Pass input_size=(h, w) to predict at a lower "
-            "resolution (the logits are resized back to the image's size), or raise max_pixels."
-        )
+    base = tuple(input_size) if input_size is not None else (height, width)
     x = ops.convert_to_tensor(images, "float32")
-    if size != (height, width):
+    scales = _check_scales(scales)
+    total = 0.0
+    for scale in scales:
+        size = (max(1, round(base[0] * scale)), max(1, round(base[1] * scale)))
+        if size[0] * size[1] > max_pixels:
+            raise ValueError(
+                f"Input of {size[0]}x{size[1]} pixels (scale {scale:g}) exceeds max_pixels={max_pixels}: the model "
+                "would need many GB of memory. Pass input_size=(h, w) to predict at a lower "
+                "resolution (the logits are resized back to the image's size), or raise max_pixels."
+            )
+        total = total + _logits_at(model, x, size, (height, width), flip)
+    return ops.convert_to_numpy(total / len(scales))
+
+
+def _logits_at(model, x, size, out_size, flip):
+    """The model's logits for batch `x` resized to `size`, optionally flip-averaged, resized to `out_size`."""
+    if size != out_size:
         x = ops.image.resize(x, size, interpolation="bilinear", antialias=True)
     logits = model.predict_on_batch(x)
     if flip:
         logits = (logits + ops.flip(model.predict_on_batch(ops.flip(x, axis=2)), axis=2)) / 2
-    if size != (height, width):
-        logits = ops.image.resize(logits, (height, width), interpolation="bilinear")
-    return ops.convert_to_numpy(logits)
+    if size != out_size:
+        logits = ops.image.resize(logits, out_size, interpolation="bilinear")
+    return logits
 
 
-def predict_mask(model, image, *, input_size=None, flip: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def predict_mask(
+    model, image, *, input_size=None, scales=(1.0,), flip: bool = False, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution.
 
     >>> predict_mask(model, np.zeros((333, 500), np.uint8)).shape  # grayscale  # doctest: +SKIP
     (333, 500)
     """
     image = prepare_image(image, model.input_shape[-1])
-    logits = predict_logits(model, image[None], input_size=input_size, flip=flip, max_pixels=max_pixels)
+    logits = predict_logits(model, image[None], input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels)
     return logits[0].argmax(-1).astype(np.uint8)
 
 
 def predict_masks(
-    model, images, *, input_size=None, flip: bool = False, batch_size: int = 8, max_pixels: int = MAX_PIXELS
+    model,
+    images,
+    *,
+    input_size=None,
+    scales=(1.0,),
+    flip: bool = False,
+    batch_size: int = 8,
+    max_pixels: int = MAX_PIXELS,
 ):
     """Masks for a batch array (N, H, W[, C]) or a list of arrays or paths.
 
@@ -95,7 +128,9 @@ def predict_masks(
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             batch = np.stack([prepared[i] for i in chunk])
-            logits = predict_logits(model, batch, input_size=input_size, flip=flip, max_pixels=max_pixels)
+            logits = predict_logits(
+                model, batch, input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels
+            )
             for i, l in zip(chunk, logits):
                 masks[i] = l.argmax(-1).astype(np.uint8)
     return masks

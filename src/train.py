@@ -304,6 +304,8 @@ def _parse_args(argv=None):
     p.add_argument("--eval-split", default=None, help="split scored at full resolution (default: val for VOC, test for CamVid)")
     p.add_argument("--eval-input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="resize images to this size for prediction (logits resized back); default: own size")
+    p.add_argument("--eval-scales", type=float, nargs="+", default=[1.0], metavar="S",
+                   help="score with test-time multi-scale averaging at these input scales (default: 1)")
     p.add_argument("--eval-flip", action="store_true",
                    help="score with test-time flip averaging (mirrored image's logits averaged in)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
@@ -358,7 +360,7 @@ def main(argv=None) -> dict:
     eval_split = args.eval_split or ("test" if spec.name == "camvid" else "val")
     model = load_fcn(out / "best.keras")
     scores = evaluate(model, args.root, eval_split, dataset=spec, input_size=args.eval_input_size,
-                      flip=args.eval_flip)
+                      scales=args.eval_scales, flip=args.eval_flip)
     resolved = resolve_backbone_weights(weights)
     metrics = {
         "recipe": {**vars(args), "class_weights": class_weights},

@@ -131,6 +131,9 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"quick": "yes"}, "quick must be True or False"),
         ({"download": 1}, "download must be True or False"),
         ({"eval_flip": "yes"}, "eval_flip must be True or False"),
+        ({"eval_scales": []}, "eval_scales must be a list of positive scale factors"),
+        ({"eval_scales": [1.0, 0]}, "eval_scales must be a list of positive scale factors"),
+        ({"eval_scales": 1.25}, "eval_scales must be a list of positive scale factors"),
         ({"seed": 1.5}, "seed must be an integer"),
         ({"eval_split": ""}, "eval_split must be a split name"),
         ({"results_dir": None}, "results_dir must be a folder path"),
@@ -163,9 +166,18 @@ def test_quick_mode_on_the_sample(tmp_path, capsys):
     assert cfg.smoke_test and cfg.one_hot and cfg.eval_split == "val"
     assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
     assert cfg.encoder == "random initialisation (no pre-training)"
+    assert cfg.predict_options == {"input_size": None, "scales": (1.0,), "flip": False}
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out
     json.dumps(cfg.as_dict())  # JSON-ready for metrics.json
+
+
+def test_test_time_augmentation_reaches_predict_options(tmp_path):
+    cfg = check_params(data_root=SAMPLE, quick=True, download=False, backbone_weights=None, results_dir=tmp_path,
+                       eval_input_size=[64, 96], eval_scales=[1, 1.25], eval_flip=True, verbose=False)  # fmt: skip
+    assert cfg.predict_options == {"input_size": (64, 96), "scales": (1.0, 1.25), "flip": True}
+    assert "input scales 1, 1.25 with flip averaging" in cfg.describe()
+    assert cfg.as_dict()["eval_scales"] == [1.0, 1.25]
 
 
 def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):
@@ -298,7 +310,7 @@ def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
     results = tmp_path / "results"
     out = run_notebook(
         tmp_path, quick=True, dataset="voc2007", data_root=SAMPLE, download=False,
-        results_dir=str(results), backbone_weights=backbone_weights,
+        results_dir=str(results), backbone_weights=backbone_weights, eval_scales=[1.0, 1.25], eval_flip=True,
     )  # fmt: skip
 
     metrics = json.loads((results / "metrics.json").read_text())
@@ -307,6 +319,7 @@ def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
     assert len(metrics["iou_per_class"]) == 21 and "horse" in metrics["iou_per_class"]
     assert metrics["smoke_test"] is True and metrics["parameters"]["quick"] is True
     assert metrics["num_images"] == 1 and metrics["split"] == "val"
+    assert metrics["parameters"]["eval_scales"] == [1.0, 1.25] and metrics["parameters"]["eval_flip"] is True
     expected_encoder = "random" if backbone_weights is None else Path(backbone_weights).name
     assert expected_encoder in metrics["encoder_weights"]
 

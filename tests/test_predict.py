@@ -95,11 +95,34 @@ def test_flip_averages_with_the_mirrored_prediction(model, image):
     assert mask.shape == (33, 47) and mask.dtype == np.uint8
 
 
+def test_scales_average_the_logits_of_each_input_scale(model, image):
+    at = {size: predict_logits(model, image[None], input_size=size) for size in [(33, 47), (41, 59), (16, 24)]}
+    np.testing.assert_allclose(predict_logits(model, image[None], scales=(1.0, 1.25, 0.5)),
+                               (at[(33, 47)] + at[(41, 59)] + at[(16, 24)]) / 3, rtol=1e-4, atol=1e-3)  # fmt: skip
+    # Scales multiply input_size; with flip every scale is flip-averaged.
+    flipped = [predict_logits(model, image[None], input_size=size, flip=True) for size in [(32, 64), (48, 96)]]
+    np.testing.assert_allclose(predict_logits(model, image[None], input_size=(32, 64), scales=(1, 1.5), flip=True),
+                               sum(flipped) / 2, rtol=1e-4, atol=1e-3)  # fmt: skip
+    # One scale of 1 (a number or a list) is the plain prediction.
+    np.testing.assert_array_equal(predict_mask(model, image, scales=1.0), predict_mask(model, image))
+    masks = predict_masks(model, [image, image[:20]], scales=[1.0, 1.25])
+    assert [m.shape for m in masks] == [(33, 47), (20, 47)]
+    np.testing.assert_array_equal(masks[0], predict_mask(model, image, scales=(1.0, 1.25)))
+
+
+@pytest.mark.parametrize("bad", [(), (0,), (1.0, -0.5)])
+def test_bad_scales_raise_value_error(model, image, bad):
+    with pytest.raises(ValueError, match="scales must be one or more positive factors"):
+        predict_mask(model, image, scales=bad)
+
+
 def test_too_large_image_is_refused_unless_input_size(model):
     big = np.zeros((100, 120, 3), np.uint8)
     with pytest.raises(ValueError, match=r"100x120.*max_pixels=5000.*input_size"):
         predict_mask(model, big, max_pixels=5000)
     assert predict_mask(model, big, input_size=(50, 60), max_pixels=5000).shape == (100, 120)
+    with pytest.raises(ValueError, match=r"100x120 pixels \(scale 2\).*max_pixels=5000"):
+        predict_mask(model, big, input_size=(50, 60), scales=(1, 2), max_pixels=5000)
 
 
 @pytest.mark.parametrize(
@@ -142,10 +165,10 @@ def check_scores(scores, num_images, masks):
     assert np.sum(scores["confusion_matrix"]) == sum(np.sum(m != VOID) for m in masks)
 
 
-@pytest.mark.parametrize("flip", [False, True])
-def test_evaluate_on_real_camvid(model, camvid_root, flip):
-    scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), flip=flip, batch_size=2,
-                      max_images=3)  # fmt: skip
+@pytest.mark.parametrize("tta", [{}, {"flip": True}, {"scales": (1.0, 1.25), "flip": True}])
+def test_evaluate_on_real_camvid(model, camvid_root, tta):
+    scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), batch_size=2, max_images=3,
+                      **tta)  # fmt: skip
     masks = [load_mask(s.mask_path, "camvid") for s in read_split(camvid_root, "val", "camvid")[:3]]
     check_scores(scores, 3, masks)
     assert scores["dataset"] == "camvid" and scores["split"] == "val"

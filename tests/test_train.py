@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from src.evaluate import evaluate
 from src.evaluate import main as evaluate_main
 from src.fcn import build_fcn, load_fcn
 from src.files import atomic_path, write_json
@@ -227,7 +228,13 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
                             "--split", "test", "--flip", "--out", str(tmp_path / "scores.json")])  # fmt: skip
     assert scores["mean_iou"] == pytest.approx(stage2["mean_iou"], abs=1e-6)
     assert scores["confusion_matrix"] == stage2["confusion_matrix"]
-    assert json.loads((tmp_path / "scores.json").read_text())["flip"] is True
+    saved = json.loads((tmp_path / "scores.json").read_text())
+    assert saved["flip"] is True and saved["scales"] == [1.0]
+    # Multi-scale averaging from the command line is `evaluate(scales=...)`.
+    multi = evaluate_main([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
+                           "--split", "test", "--scales", "1", "1.25"])  # fmt: skip
+    direct = evaluate(model, root, "test", dataset="camvid", scales=(1.0, 1.25))
+    assert multi["scales"] == [1.0, 1.25] and multi["confusion_matrix"] == direct["confusion_matrix"]
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
