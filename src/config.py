@@ -120,10 +120,25 @@ class NotebookConfig:
             return f"FCN-32s ({self.decoder} decoder)"
         return {"fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}[self.variant]
 
-    def caption(self, what: str) -> str:
-        """A figure title naming the model and the encoder weights behind it."""
+    @property
+    def test_time(self) -> str:
+        """The test-time augmentation in words, "" for a single pass."""
+        parts = []
+        if self.eval_scales != (1.0,):
+            parts.append("input scales " + ", ".join(map("{:g}".format, self.eval_scales)))
+        if self.eval_flip:
+            parts.append("flip averaging")
+        return " + ".join(parts)
+
+    def caption(self, what: str, *, predicted: bool = False) -> str:
+        """A figure title naming the model and the encoder weights behind it.
+
+        ``predicted=True`` (figures of the model's predictions) adds the
+        test-time augmentation, if any.
+        """
         smoke = " [SMOKE TEST]" if self.smoke_test else ""
-        return f"{what}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
+        tta = f" ({self.test_time})" if predicted and self.test_time else ""
+        return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
 
     def as_dict(self) -> dict:
         """JSON-ready parameters, for metrics.json."""
@@ -147,11 +162,9 @@ class NotebookConfig:
             + (f", {self.steps} step(s) per epoch" if self.steps else "")
             + f" -> {self.run_dir}"
         )
-        scales = ", ".join(map("{:g}".format, self.eval_scales))
         evaluation = (
             f"{self.eval_split} at original resolution"
-            + (f", input scales {scales}" if self.eval_scales != (1.0,) else "")
-            + (" with flip averaging" if self.eval_flip else "")
+            + (f", {self.test_time}" if self.test_time else "")
             + (f" (first {self.max_eval_images} images)" if self.max_eval_images else "")
         )
         return "\n".join([

@@ -14,6 +14,7 @@ fixture) when it is set, else the encoder is random: nothing is downloaded.
 """
 
 import ast
+import dataclasses
 import inspect
 import json
 import shutil
@@ -176,7 +177,12 @@ def test_test_time_augmentation_reaches_predict_options(tmp_path):
     cfg = check_params(data_root=SAMPLE, quick=True, download=False, backbone_weights=None, results_dir=tmp_path,
                        eval_input_size=[64, 96], eval_scales=[1, 1.25], eval_flip=True, verbose=False)  # fmt: skip
     assert cfg.predict_options == {"input_size": (64, 96), "scales": (1.0, 1.25), "flip": True}
-    assert "input scales 1, 1.25 with flip averaging" in cfg.describe()
+    assert "original resolution, input scales 1, 1.25 + flip averaging" in cfg.describe()
+    assert cfg.caption("Inference", predicted=True).startswith("Inference (input scales 1, 1.25 + flip averaging)")
+    assert "scales" not in cfg.caption("Training curves")
+    single = dataclasses.replace(cfg, eval_scales=(1.0,), eval_flip=False)
+    assert single.test_time == "" and single.caption("Inference", predicted=True) == single.caption("Inference")
+    assert dataclasses.replace(single, eval_flip=True).test_time == "flip averaging"
     assert cfg.as_dict()["eval_scales"] == [1.0, 1.25]
 
 
