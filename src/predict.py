@@ -12,6 +12,8 @@ class ids for an (H, W) image, whatever its size or channels.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -39,8 +41,8 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
 
 
 def _check_scales(scales) -> tuple:
-    scales = (scales,) if isinstance(scales, (int, float)) else tuple(float(s) for s in scales)
-    if not scales or min(scales) <= 0:
+    scales = (float(scales),) if isinstance(scales, numbers.Real) else tuple(float(s) for s in scales)
+    if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
         raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
     return scales
 

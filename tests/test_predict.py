@@ -104,13 +104,13 @@ def test_scales_average_the_logits_of_each_input_scale(model, image):
     np.testing.assert_allclose(predict_logits(model, image[None], input_size=(32, 64), scales=(1, 1.5), flip=True),
                                sum(flipped) / 2, rtol=1e-4, atol=1e-3)  # fmt: skip
     # One scale of 1 (a number or a list) is the plain prediction.
-    np.testing.assert_array_equal(predict_mask(model, image, scales=1.0), predict_mask(model, image))
+    np.testing.assert_array_equal(predict_mask(model, image, scales=np.float32(1)), predict_mask(model, image))
     masks = predict_masks(model, [image, image[:20]], scales=[1.0, 1.25])
     assert [m.shape for m in masks] == [(33, 47), (20, 47)]
     np.testing.assert_array_equal(masks[0], predict_mask(model, image, scales=(1.0, 1.25)))
 
 
-@pytest.mark.parametrize("bad", [(), (0,), (1.0, -0.5)])
+@pytest.mark.parametrize("bad", [(), (0,), (1.0, -0.5), (float("nan"),), -1])
 def test_bad_scales_raise_value_error(model, image, bad):
     with pytest.raises(ValueError, match="scales must be one or more positive factors"):
         predict_mask(model, image, scales=bad)
