@@ -44,6 +44,7 @@ from src.datasets import (
     resolve_root,
 )
 from src.fcn import DECODERS, VARIANTS, resolve_backbone_weights
+from src.predict import check_scales
 from src.train import LOSSES, PRECISIONS, SCHEDULES
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -376,17 +377,15 @@ def _size(name, value) -> tuple[int, int]:
 
 
 def _scales(name, value) -> tuple[float, ...]:
-    """One or more positive input-scale factors, e.g. [1.0, 1.25] (papermill passes lists)."""
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) >= 1
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in value)
-    )
-    if not ok:
+    """A list of input-scale factors, e.g. [1.0, 1.25] (papermill passes lists), checked by `check_scales`."""
+    try:
+        if not isinstance(value, (tuple, list)) or any(isinstance(v, bool) for v in value):
+            raise ValueError(value)
+        return check_scales(value)
+    except (TypeError, ValueError):
         raise ParameterError(
             f"{name} must be a list of positive scale factors such as [1.0] or [1.0, 1.25], got {value!r}."
-        )
-    return tuple(float(v) for v in value)
+        ) from None
 
 
 def _checkpoint(checkpoint) -> Path | None:

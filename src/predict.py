@@ -40,7 +40,8 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
     return rgb
 
 
-def _check_scales(scales) -> tuple:
+def check_scales(scales) -> tuple[float, ...]:
+    """Scale factors as a tuple of floats; `ValueError` unless one or more, all finite and positive."""
     scales = (float(scales),) if isinstance(scales, numbers.Real) else tuple(float(s) for s in scales)
     if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
         raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
@@ -66,7 +67,7 @@ def predict_logits(
     height, width = images.shape[1:3]
     base = tuple(input_size) if input_size is not None else (height, width)
     x = ops.convert_to_tensor(images, "float32")
-    scales = _check_scales(scales)
+    scales = check_scales(scales)
     total = 0.0
     for scale in scales:
         size = (max(1, round(base[0] * scale)), max(1, round(base[1] * scale)))
