@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODELS = ("fcn32s-bilinear", "fcn32s-notebook", "fcn8s")
@@ -39,7 +37,6 @@ SIZES = ((256, 256), (375, 500))  # (height, width); 375x500 is VOC's usual nati
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 FLOPS_CONVENTION = "train = 3 x forward"
-SAMPLE_VOC = ROOT / "data" / "sample" / "voc2007"
 
 # Defaults of the full run and of --tiny; an option given explicitly wins over both.
 FULL = dict(models=list(MODELS), sizes=[list(s) for s in SIZES], steps=2, warmup=1,
@@ -183,12 +180,14 @@ def pipeline_source(batch: int, tmp: Path) -> tuple[dict, str]:
         return {"root": camvid, "split": "train", "dataset": "camvid"}, "camvid/train"
     # One VOC image (375x500) listed many times in a VOC-layout folder of symlinks:
     # the same decode/resize/augment work per example, no data to download.
-    ids = [p.stem for p in sorted((SAMPLE_VOC / "JPEGImages").glob("*.jpg"))]
+    from fcnseg.datasets import SAMPLE_ROOT
+
+    ids = [p.stem for p in sorted((SAMPLE_ROOT / "JPEGImages").glob("*.jpg"))]
     repeats = max(64, 4 * batch) // len(ids) + 1
     (tmp / "ImageSets" / "Segmentation").mkdir(parents=True)
     (tmp / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(ids * repeats) + "\n")
     for folder in ("JPEGImages", "SegmentationClass"):
-        os.symlink(SAMPLE_VOC / folder, tmp / folder, target_is_directory=True)
+        os.symlink(SAMPLE_ROOT / folder, tmp / folder, target_is_directory=True)
     return {"root": str(tmp), "split": "train", "dataset": "voc2007"}, f"voc2007 sample x{repeats}"
 
 
@@ -198,7 +197,7 @@ def pipeline_rate(source: dict, size, batch: int, cache: bool, batches: int) -> 
     Warm-up: with the cache on, one whole epoch (which fills the cache; only
     later epochs read from it); with it off, two batches.
     """
-    from src.pipeline import make_dataset
+    from fcnseg.pipeline import make_dataset
 
     ds = make_dataset(source["root"], source["split"], dataset=source["dataset"], image_size=tuple(size),
                       batch_size=batch, augment=True, cache=cache, seed=0)
@@ -270,9 +269,9 @@ def model_job(cfg: dict) -> None:
     import keras
     import numpy as np
 
-    from src.fcn import build_fcn, count_flops
-    from src.metrics import SegmentationMeanIoU
-    from src.train import make_loss, make_optimizer, set_precision
+    from fcnseg.fcn import build_fcn, count_flops
+    from fcnseg.metrics import SegmentationMeanIoU
+    from fcnseg.train import make_loss, make_optimizer, set_precision
 
     keras.utils.set_random_seed(cfg["seed"])
     set_precision(cfg["precision"])
@@ -288,7 +287,7 @@ def model_job(cfg: dict) -> None:
           "value": round(forward_flops / 1e9, 3), "unit": "GFLOP/img",
           "note": "2 x multiply-adds of all (transposed) convolutions, at the size padded to a multiple of 32"})
 
-    # The project's training step (src.train.train): Adam, void-aware CE, mean IoU metric.
+    # The project's training step (fcnseg.train.train): Adam, void-aware CE, mean IoU metric.
     model.compile(optimizer=make_optimizer(1e-4, schedule="constant"), loss=make_loss("sparse_ce"),
                   metrics=[SegmentationMeanIoU(num_classes)], jit_compile=cfg["jit"])
     rng = np.random.default_rng(cfg["seed"])

@@ -1,4 +1,4 @@
-"""Tests for src.datasets: split lists, file loading and clear errors on bad files.
+"""Tests for fcnseg.datasets: split lists, file loading and clear errors on bad files.
 
 Real data: PASCAL VOC 2007 masks and split lists (``VOC_ROOT``) and CamVid
 (``CAMVID_ROOT``); those tests skip when the variables are unset. Bad inputs are
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.datasets import (
+from fcnseg.datasets import (
     CAMVID_CLASSES,
     VOC_COLORMAP,
     VOID,
@@ -28,7 +28,7 @@ from src.datasets import (
     resolve_root,
 )
 
-SAMPLE_VOC = Path(__file__).resolve().parents[1] / "data" / "sample" / "voc2007"
+from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 EXAMPLE_ID = "001763"  # the one real VOC 2007 image we have: test split, dog and cat on a sofa
 VOC_LABELS = set(range(21)) | {VOID}
 

@@ -1,4 +1,4 @@
-"""Tests of src/download.py against a loopback HTTP server and tiny VOC-like tarballs."""
+"""Tests of fcnseg/download.py against a loopback HTTP server and tiny VOC-like tarballs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src import download
-from src.datasets import load_mask, load_sample, read_split
-from src.download import (
+from fcnseg import download
+from fcnseg.datasets import load_mask, load_sample, read_split
+from fcnseg.download import (
     TEST_TAR,
     TRAINVAL_TAR,
     ChecksumError,

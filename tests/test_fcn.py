@@ -1,4 +1,4 @@
-"""Tests for src.fcn: any input size, the bilinear decoder, the real VGG16 weights,
+"""Tests for fcnseg.fcn: any input size, the bilinear decoder, the real VGG16 weights,
 skip connections, grayscale, saving and loading, FLOPs and argument errors.
 
 Models are built with the real weight file of ``FCN_BACKBONE_WEIGHTS`` and small
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from src.fcn import (
+from fcnseg.fcn import (
     VGG16_NOTOP_FILE, BilinearUpsampling, bilinear_kernel, build_fcn, count_flops, load_fcn, load_fcn_weights,
 )
 

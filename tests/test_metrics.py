@@ -1,12 +1,12 @@
-"""Tests for src.metrics and src.losses: hand-computed examples, an independent
+"""Tests for fcnseg.metrics and fcnseg.losses: hand-computed examples, an independent
 per-class implementation, the Keras metric against the NumPy scores, and void handling."""
 
 import numpy as np
 import pytest
 
-from src.datasets import VOID
-from src.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy, median_frequency_weights
-from src.metrics import (
+from fcnseg.datasets import VOID
+from fcnseg.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy, median_frequency_weights
+from fcnseg.metrics import (
     SegmentationMeanIoU,
     confusion_matrix,
     frequency_weighted_iou,

@@ -1,4 +1,4 @@
-"""Tests of the notebook ``semantic_segmentation_fcn32.ipynb`` and of `src.config`.
+"""Tests of the notebook ``semantic_segmentation_fcn32.ipynb`` and of `fcnseg.config`.
 
 - The notebook's structure (fast): a clean file, the papermill ``parameters``
   cell first, every parameter forwarded to `check_params`, no code defined in it.
@@ -24,12 +24,12 @@ import nbformat
 import pytest
 from PIL import Image
 
-from src import config
-from src.config import ParameterError, check_params
+from fcnseg import config
+from fcnseg.config import ParameterError, check_params
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "semantic_segmentation_fcn32.ipynb"
-SAMPLE = "data/sample/voc2007"  # relative: the notebook runs in the repository root
+from fcnseg.datasets import SAMPLE_ROOT as SAMPLE
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("class_mask", "training_curves", "iou_per_class", "confusion_matrix", "sem_seg", "sem_seg_inf")
 
@@ -52,7 +52,7 @@ def backbone_weights(request):
 def fake_voc(tmp_path):
     """A copy of the sample laid out as ``tmp/VOCdevkit/VOC2007`` (a "real" dataset of one image)."""
     voc = tmp_path / "VOCdevkit" / "VOC2007"
-    shutil.copytree(ROOT / SAMPLE, voc)
+    shutil.copytree(SAMPLE, voc)
     return voc
 
 
@@ -160,7 +160,7 @@ def test_bad_parameters_are_caught_before_the_data_is_looked_at(tmp_path, monkey
 
 def test_quick_mode_on_the_sample(tmp_path, capsys):
     cfg = check_params(data_root=SAMPLE, quick=True, download=False, backbone_weights=None, results_dir=tmp_path)
-    assert cfg.data_root == (ROOT / SAMPLE).resolve()
+    assert cfg.data_root == (SAMPLE).resolve()
     assert (cfg.image_size, cfg.epochs, cfg.steps) == (config.QUICK_IMAGE_SIZE, 1, config.QUICK_STEPS)
     assert cfg.batch_size == 1  # the sample has one training image
     assert cfg.max_eval_images == config.QUICK_EVAL_IMAGES
@@ -188,7 +188,7 @@ def test_test_time_augmentation_reaches_predict_options(tmp_path):
 
 def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = quiet(data_root=ROOT / SAMPLE, quick=True, download=False)
+    cfg = quiet(data_root=SAMPLE, quick=True, download=False)
     assert cfg.results_dir == Path("results") / "smoke_test"
     assert (tmp_path / "results" / "smoke_test").is_dir()
 
@@ -231,7 +231,7 @@ def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
     def fake_download(root, *, splits):
         calls.append((Path(root), tuple(splits)))
         voc = Path(root) / "VOCdevkit" / "VOC2007"
-        shutil.copytree(ROOT / SAMPLE, voc)
+        shutil.copytree(SAMPLE, voc)
         return voc
 
     monkeypatch.setattr(config._download, "download_voc2007", fake_download)

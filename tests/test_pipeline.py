@@ -1,4 +1,4 @@
-"""Tests for src.pipeline: resizing, augmentation alignment, batching and errors while iterating.
+"""Tests for fcnseg.pipeline: resizing, augmentation alignment, batching and errors while iterating.
 
 Real files only: CamVid (``CAMVID_ROOT``, skipped when unset), the VOC sample
 committed in data/sample, and small folder datasets written into ``tmp_path``.
@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from src.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
-from src.pipeline import IMAGENET_MEAN_RGB, augment_pair, jitter_colors, make_dataset, resize_pair
+from fcnseg.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
+from fcnseg.pipeline import IMAGENET_MEAN_RGB, augment_pair, jitter_colors, make_dataset, resize_pair
 
-SAMPLE_VOC = Path(__file__).resolve().parents[1] / "data" / "sample" / "voc2007"
+from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"
 SAMPLE_MASK = SAMPLE_VOC / "SegmentationClass" / "001763.png"
 TWO_CLASSES = folder_dataset(["background", "thing"], name="tiny")

@@ -1,4 +1,4 @@
-"""Tests for src.predict and src.evaluate: masks at the input's own size whatever
+"""Tests for fcnseg.predict and fcnseg.evaluate: masks at the input's own size whatever
 its size, channels or dtype, input_size, refusals, and scores on real CamVid and VOC."""
 
 from pathlib import Path
@@ -8,12 +8,12 @@ import pytest
 from keras import ops
 from PIL import Image
 
-from src.datasets import VOID, load_mask, read_split
-from src.evaluate import evaluate
-from src.fcn import build_fcn
-from src.predict import predict_logits, predict_mask, predict_masks
+from fcnseg.datasets import VOID, load_mask, read_split
+from fcnseg.evaluate import evaluate
+from fcnseg.fcn import build_fcn
+from fcnseg.predict import predict_logits, predict_mask, predict_masks
 
-VOC_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample" / "voc2007"
+from fcnseg.datasets import SAMPLE_ROOT as VOC_SAMPLE
 rng = np.random.default_rng(0)
 
 

@@ -1,4 +1,4 @@
-"""Tests for src.train and src.files: short real training runs on CamVid frames
+"""Tests for fcnseg.train and fcnseg.files: short real training runs on CamVid frames
 (64x96, batch 2, three batches per epoch) with the real VGG16 weights."""
 
 import csv
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from src.evaluate import evaluate
-from src.evaluate import main as evaluate_main
-from src.fcn import build_fcn, load_fcn
-from src.files import atomic_path, write_json
-from src.pipeline import make_dataset
-from src.train import main, train
+from fcnseg.evaluate import evaluate
+from fcnseg.evaluate import run as evaluate_run
+from fcnseg.fcn import build_fcn, load_fcn
+from fcnseg.files import atomic_path, write_json
+from fcnseg.pipeline import make_dataset
+from fcnseg.train import run, train
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (64, 96)
@@ -152,9 +152,9 @@ import json, os, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from src.fcn import build_fcn
-from src.pipeline import make_dataset
-from src.train import train
+from fcnseg.fcn import build_fcn
+from fcnseg.pipeline import make_dataset
+from fcnseg.train import train
 
 out = sys.argv[1]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -199,7 +199,7 @@ def test_model_built_outside_the_strategy_is_refused(distributed):
 
 
 def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_weights, tmp_path):
-    """`python -m src.train` end to end on a few real CamVid frames, then a second
+    """`fcnseg-train` end to end on a few real CamVid frames, then a second
     stage started from the first one's best checkpoint."""
     root = tmp_path / "camvid"
     for split, count in (("train", 4), ("val", 2), ("test", 2)):
@@ -209,7 +209,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
                 (root / folder / path.name).symlink_to(path)
     common = ["--dataset", "camvid", "--root", str(root), "--variant", "fcn8s", "--image-size", "64", "96",
               "--batch-size", "2", "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights)]
-    stage1 = main([*common, "--fc-units", "64", "--class-weights", "sqrt_median", "--color-jitter", "0.3",
+    stage1 = run([*common, "--fc-units", "64", "--class-weights", "sqrt_median", "--color-jitter", "0.3",
                    "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
     weights = stage1["recipe"]["class_weights"]
     assert len(weights) == 11 and max(weights) > 1 > min(w for w in weights if w > 0)
@@ -217,21 +217,21 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
     assert stage1["backbone_weights"] == vgg_weights.name
     assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
 
-    stage2 = main([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--eval-flip",
+    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--eval-flip",
                    "--out", str(tmp_path / "stage2")])  # fmt: skip
     model = load_fcn(tmp_path / "stage2" / "best.keras")
     assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 4096-wide one
     assert stage2["recipe"]["eval_flip"] and stage2["num_images"] == 2
 
-    # `python -m src.evaluate` rescores a saved model: the same figures as the training run's own.
-    scores = evaluate_main([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
+    # `fcnseg-evaluate` rescores a saved model: the same figures as the training run's own.
+    scores = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
                             "--split", "test", "--flip", "--out", str(tmp_path / "scores.json")])  # fmt: skip
     assert scores["mean_iou"] == pytest.approx(stage2["mean_iou"], abs=1e-6)
     assert scores["confusion_matrix"] == stage2["confusion_matrix"]
     saved = json.loads((tmp_path / "scores.json").read_text())
     assert saved["flip"] is True and saved["scales"] == [1.0]
     # Multi-scale averaging from the command line is `evaluate(scales=...)`.
-    multi = evaluate_main([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
+    multi = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
                            "--split", "test", "--scales", "1", "1.25"])  # fmt: skip
     direct = evaluate(model, root, "test", dataset="camvid", scales=(1.0, 1.25))
     assert multi["scales"] == [1.0, 1.25] and multi["confusion_matrix"] == direct["confusion_matrix"]
@@ -264,7 +264,7 @@ def test_write_json_is_atomic(tmp_path):
 
 
 def test_set_precision_auto_picks_a_policy_this_machine_runs():
-    from src.train import auto_precision, set_precision
+    from fcnseg.train import auto_precision, set_precision
 
     try:
         chosen = set_precision("auto")

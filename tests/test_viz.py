@@ -1,4 +1,4 @@
-"""Tests for src.viz: colour masks, overlays and headless figures (fast, no TensorFlow).
+"""Tests for fcnseg.viz: colour masks, overlays and headless figures (fast, no TensorFlow).
 
 The real PASCAL VOC example 001763 is used when ``VOC_ROOT`` points at
 ``.../VOCdevkit/VOC2007``; those tests are skipped otherwise.
@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from src.datasets import (
+from fcnseg.datasets import (
     CAMVID_CLASSES,
     CAMVID_COLORMAP,
     VOC_CLASSES,
@@ -21,7 +21,7 @@ from src.datasets import (
     load_image,
     load_mask,
 )
-from src.viz import (
+from fcnseg.viz import (
     VOID_COLOR,
     add_legend,
     class_mask_overlay,

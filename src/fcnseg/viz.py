@@ -6,14 +6,14 @@ Plain NumPy and matplotlib, no TensorFlow. Every plotting function returns a
 headless (no display, no ``plt.show()``), is freed like any Python object, and
 shows as a notebook cell's value. Write one to disk with `save_figure`.
 
-Masks are (H, W) integer class ids with void = 255, as `src.datasets.load_mask`
+Masks are (H, W) integer class ids with void = 255, as `fcnseg.datasets.load_mask`
 returns them; images are RGB (H, W, 3), uint8 or float in [0, 1].
 
 Example:
 
->>> from src.datasets import load_image, load_mask
->>> image = load_image("data/sample/voc2007/JPEGImages/001763.jpg")         # doctest: +SKIP
->>> mask = load_mask("data/sample/voc2007/SegmentationClass/001763.png")    # doctest: +SKIP
+>>> from fcnseg.datasets import load_image, load_mask
+>>> image = load_image(SAMPLE_ROOT / "JPEGImages/001763.jpg")       # doctest: +SKIP
+>>> mask = load_mask(SAMPLE_ROOT / "SegmentationClass/001763.png")  # doctest: +SKIP
 >>> fig = show_predictions([image], [mask], model.predict(image[None]))     # doctest: +SKIP
 >>> save_figure(fig, "results/figures/example.png")                          # doctest: +SKIP
 PosixPath('results/figures/example.png')
@@ -33,8 +33,8 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from src.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
-from src.files import atomic_path
+from fcnseg.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
+from fcnseg.files import atomic_path
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
 LR_KEYS = ("learning_rate", "lr")
@@ -219,7 +219,7 @@ def show_masks(
     """Grid with one row per example: image | mask | overlay (the data, no model).
 
     `masks` are (H, W) class ids (void 255) or (H, W, C) one-hot targets, as
-    `src.pipeline.make_dataset(..., one_hot=True)` yields them: an all-zero
+    `fcnseg.pipeline.make_dataset(..., one_hot=True)` yields them: an all-zero
     pixel is void. Images may be uint8 or float 0..255 (a pipeline batch).
 
     >>> fig = show_masks([np.zeros((4, 4, 3), np.uint8)], [np.eye(4, dtype=np.uint8)])

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from src.datasets import VOID
-from src.losses import sparse_labels
+from fcnseg.datasets import VOID
+from fcnseg.losses import sparse_labels
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int = 21, ignore_index: int = VOID) -> np.ndarray:

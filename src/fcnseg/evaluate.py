@@ -1,25 +1,26 @@
 """Score a model on a dataset split at each image's original resolution.
 
->>> from src.evaluate import evaluate
+>>> from fcnseg.evaluate import evaluate
 >>> scores = evaluate(model, split="test", dataset="camvid")   # doctest: +SKIP
 >>> scores["mean_iou"], scores["iou_per_class"]["Road"]         # doctest: +SKIP
 
 From a shell, score a saved model (and write every score as JSON):
 
-    python -m src.evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --flip --out scores.json
-    python -m src.evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split val --scales 1 1.25 --flip
+    fcnseg-evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --flip --out scores.json
+    fcnseg-evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split val --scales 1 1.25 --flip
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
-from src.datasets import DATASETS, default_root, get_spec, load_sample, read_split
-from src.metrics import confusion_matrix, summarize
-from src.predict import predict_masks
+from fcnseg.datasets import DATASETS, default_root, get_spec, load_sample, read_split
+from fcnseg.metrics import confusion_matrix, summarize
+from fcnseg.predict import predict_masks
 
 
 def evaluate(
@@ -38,7 +39,7 @@ def evaluate(
 
     Predictions are made at the image's own size (or at ``input_size`` with
     logits resized back), so the score is at the original resolution with void
-    ignored. Test-time augmentation (see `src.predict.predict_logits`):
+    ignored. Test-time augmentation (see `fcnseg.predict.predict_logits`):
     ``scales=(1.0, 1.25)`` averages the logits of the image run at each scale,
     ``flip=True`` those of the mirrored image too. Returns
     ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``,
@@ -58,12 +59,18 @@ def evaluate(
     return {**summarize(cm, spec.classes), "num_images": len(samples), "split": split, "dataset": spec.name}
 
 
-def main(argv=None) -> dict:
-    """Command line: ``python -m src.evaluate MODEL.keras [--dataset D] [--split S] [--scales ...] [--flip]``."""
-    from src.fcn import load_fcn
-    from src.files import write_json
+def main(argv=None) -> int:
+    """Command line: ``fcnseg-evaluate MODEL.keras [--dataset D] [--split S] [--scales ...] [--flip]``."""
+    run(argv)
+    return 0
 
-    p = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n")[0])
+
+def run(argv=None) -> dict:
+    """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
+    from fcnseg.fcn import load_fcn
+    from fcnseg.files import write_json
+
+    p = argparse.ArgumentParser(prog="fcnseg-evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
     p.add_argument("--dataset", default="voc2007", choices=tuple(DATASETS))
     p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
@@ -86,4 +93,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

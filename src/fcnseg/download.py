@@ -11,12 +11,12 @@ Three layers, each usable on its own:
 
 Example:
 
->>> from src.download import download_voc2007
+>>> from fcnseg.download import download_voc2007
 >>> voc = download_voc2007("data")                     # doctest: +SKIP
 >>> voc                                                # doctest: +SKIP
 PosixPath('data/VOCdevkit/VOC2007')
 
-From a shell: ``python -m src.download --root data``.
+From a shell: ``fcnseg-download --root data``.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ def download_voc2007(
             name, md5)``; a bare file name is looked up under `base_url`.
 
     >>> voc = download_voc2007("data", splits=("trainval",))   # doctest: +SKIP
-    >>> from src.datasets import read_split
+    >>> from fcnseg.datasets import read_split
     >>> len(read_split(voc, "train"))                          # doctest: +SKIP
     209
     """
@@ -452,9 +452,9 @@ def _split_complete(voc: Path, split: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m src.download --root data [--splits ...] [--base-url URL]``."""
+    """Command line: ``fcnseg-download --root data [--splits ...] [--base-url URL]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m src.download", description="Download and unpack PASCAL VOC 2007."
+        prog="fcnseg-download", description="Download and unpack PASCAL VOC 2007."
     )
     parser.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/")
     parser.add_argument(

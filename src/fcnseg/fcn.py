@@ -5,7 +5,7 @@ reference notebook's BatchNorm decoder), FCN-16s and FCN-8s. Every model takes
 RGB (or grayscale) images with values in 0..255 of any size and returns
 per-pixel class logits at that same size:
 
->>> from src.fcn import build_fcn
+>>> from fcnseg.fcn import build_fcn
 >>> model = build_fcn("fcn8s", num_classes=11, backbone_weights=None)
 >>> model(np.zeros((1, 333, 500, 3), "float32")).shape
 TensorShape([1, 333, 500, 11])

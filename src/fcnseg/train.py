@@ -3,13 +3,13 @@ mean IoU, CSV history, NaN guard, resumable runs and `tf.distribute`.
 
 From a notebook:
 
->>> from src.train import train
+>>> from fcnseg.train import train
 >>> history = train(lambda: build_fcn("fcn8s", num_classes=11), train_ds, val_ds,
 ...                 epochs=40, checkpoint_dir="runs/camvid_fcn8s")   # doctest: +SKIP
 
 From a shell (trains, then scores the best checkpoint at full resolution):
 
-    python -m src.train --dataset camvid --variant fcn8s --epochs 40 --out runs/camvid_fcn8s
+    fcnseg-train --dataset camvid --variant fcn8s --epochs 40 --out runs/camvid_fcn8s
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf  # tf.distribute only
 
-from src.datasets import DATASETS, get_spec
-from src.files import atomic_path, write_json
-from src.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
-from src.metrics import SegmentationMeanIoU
+from fcnseg.datasets import DATASETS, get_spec
+from fcnseg.files import atomic_path, write_json
+from fcnseg.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
+from fcnseg.metrics import SegmentationMeanIoU
 
 LOSSES = ("sparse_ce", "bce_onehot")
 SCHEDULES = ("plateau", "poly", "constant")
@@ -138,6 +139,17 @@ class LogLearningRate(keras.callbacks.Callback):
             logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Put each epoch's wall-clock seconds (training and validation) into the epoch logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = round(time.perf_counter() - self._started, 2)
+
+
 class NaNGuard(keras.callbacks.Callback):
     """Stop training with `FloatingPointError` at the first batch whose loss is NaN or infinite.
 
@@ -235,7 +247,7 @@ def train(
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
-    cbs += [LogLearningRate(), csv_logger]  # last, so the log has the rate the scheduler just set
+    cbs += [LogLearningRate(), EpochTimer(), csv_logger]  # last, so the log has the rate the scheduler just set
 
     try:
         return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
@@ -276,7 +288,7 @@ def make_strategy(name: str = "none"):
 
 
 def _parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="fcnseg-train", description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="voc2007", choices=tuple(DATASETS))
     p.add_argument("--root", default=None, help="dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)")
     p.add_argument("--variant", default="fcn32s", choices=("fcn32s", "fcn16s", "fcn8s"))
@@ -318,12 +330,18 @@ def _parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None) -> dict:
-    """Train, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it."""
-    from src.evaluate import evaluate
-    from src.fcn import build_fcn, load_fcn, resolve_backbone_weights
-    from src.losses import median_frequency_weights
-    from src.pipeline import class_pixel_counts, make_dataset
+def main(argv=None) -> int:
+    """Command line: ``fcnseg-train --dataset camvid --variant fcn8s ... --out RUN``."""
+    run(argv)
+    return 0
+
+
+def run(argv=None) -> dict:
+    """Train from command-line arguments, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it."""
+    from fcnseg.evaluate import evaluate
+    from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
+    from fcnseg.losses import median_frequency_weights
+    from fcnseg.pipeline import class_pixel_counts, make_dataset
 
     args = _parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -375,4 +393,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,9 +8,9 @@ must) and returns a `NotebookConfig` that the rest of the notebook reads.
 >>> check_params(variant="fcn64s")
 Traceback (most recent call last):
 ...
-src.config.ParameterError: variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'.
+fcnseg.config.ParameterError: variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'.
 
->>> cfg = check_params(data_root="data/sample/voc2007", quick=True, download=False,
+>>> cfg = check_params(data_root=SAMPLE_ROOT, quick=True, download=False,
 ...                    backbone_weights=None, results_dir="runs/fcn_smoke")  # doctest: +SKIP
 >>> cfg.image_size, cfg.epochs, cfg.smoke_test                             # doctest: +SKIP
 ((64, 64), 1, True)
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from src import download as _download
-from src.datasets import (
+from fcnseg import download as _download
+from fcnseg.datasets import (
     DATASETS,
+    SAMPLE_ROOT,
     VOID,
     Sample,
     available_splits,
@@ -43,12 +44,10 @@ from src.datasets import (
     read_split,
     resolve_root,
 )
-from src.fcn import DECODERS, VARIANTS, resolve_backbone_weights
-from src.predict import check_scales
-from src.train import LOSSES, PRECISIONS, SCHEDULES
+from fcnseg.fcn import DECODERS, VARIANTS, resolve_backbone_weights
+from fcnseg.predict import check_scales
+from fcnseg.train import LOSSES, PRECISIONS, SCHEDULES
 
-PROJECT = Path(__file__).resolve().parent.parent
-SAMPLE_ROOT = PROJECT / "data" / "sample" / "voc2007"
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every cell) changes.
 QUICK_IMAGE_SIZE = (64, 64)
@@ -213,8 +212,8 @@ def check_params(
     - ``data_root`` (or ``VOC_ROOT`` / ``CAMVID_ROOT``, or ``data/``) is used
       when the splits needed are complete (every listed image and mask exists).
     - VOC 2007 missing or incomplete: in quick mode, the one-image sample
-      ``data/sample/voc2007`` is used; otherwise, with ``download=True``,
-      `src.download.download_voc2007` fetches it (next to ``data_root``, or into
+      `fcnseg.datasets.SAMPLE_ROOT` is used; otherwise, with ``download=True``,
+      `fcnseg.download.download_voc2007` fetches it (next to ``data_root``, or into
       ``data/``), and if that fails (offline) the sample is used. Without
       ``download`` a `FileNotFoundError` says what to do.
     - CamVid missing: `FileNotFoundError` asking to set ``CAMVID_ROOT``.
@@ -227,7 +226,7 @@ def check_params(
     images. ``backbone_weights="imagenet"`` is replaced by the file named in
     ``FCN_BACKBONE_WEIGHTS`` when that is set; ``None`` (or ``"none"``) means
     random initialisation. With a ``checkpoint`` (a ``.keras`` file from
-    `src.train.train`), nothing is trained.
+    `fcnseg.train.train`), nothing is trained.
     """
     _choice("dataset", dataset, tuple(DATASETS))
     _choice("variant", variant, VARIANTS)
@@ -329,7 +328,7 @@ def smoke_banner(reason: str = "") -> str:
     line = "!" * 78
     text = [
         line,
-        "!!  SMOKE TEST ON ONE IMAGE: data/sample/voc2007 (VOC 2007 image 001763)",
+        "!!  SMOKE TEST ON ONE IMAGE: the bundled sample (VOC 2007 test image 001763)",
         "!!  It trains and scores on that single image. Every number and figure only",
         "!!  shows that the code runs; none of it measures FCN. For real results get",
         "!!  PASCAL VOC 2007 (download=True, or set VOC_ROOT) and quick=False.",
@@ -395,7 +394,7 @@ def _checkpoint(checkpoint) -> Path | None:
         raise ParameterError(f"checkpoint must be the path of a .keras file or None, got {checkpoint!r}.")
     path = Path(checkpoint).expanduser()
     if path.suffix != ".keras":
-        raise ParameterError(f"checkpoint must be a .keras file saved by src.train.train, got {path}.")
+        raise ParameterError(f"checkpoint must be a .keras file saved by fcnseg.train.train, got {path}.")
     if not path.is_file():
         raise ParameterError(f"checkpoint {path} does not exist (leave checkpoint=None to train).")
     return path
@@ -564,7 +563,7 @@ def baseline_scores(root, split: str, dataset="voc2007", *, class_id: int = 0, m
     >>> {k: round(v, 3) for k, v in baseline_scores(SAMPLE_ROOT, "val").items()}
     {'mean_iou': 0.027, 'frequency_weighted_iou': 0.019, 'pixel_accuracy': 0.137}
     """
-    from src.metrics import confusion_matrix, summarize
+    from fcnseg.metrics import confusion_matrix, summarize
 
     spec = get_spec(dataset)
     samples = read_split(root, split, spec)[:max_images] if max_images else read_split(root, split, spec)

@@ -4,8 +4,8 @@ The model sees the image at its own size (or at ``input_size``, with the
 logits resized back bilinearly), and the argmax gives an (H, W) uint8 map of
 class ids for an (H, W) image, whatever its size or channels.
 
->>> from src.predict import predict_mask
->>> mask = predict_mask(model, "data/sample/voc2007/JPEGImages/001763.jpg")  # doctest: +SKIP
+>>> from fcnseg.predict import predict_mask
+>>> mask = predict_mask(model, SAMPLE_ROOT / "JPEGImages/001763.jpg")  # doctest: +SKIP
 >>> mask.shape, mask.dtype                                                    # doctest: +SKIP
 ((375, 500), dtype('uint8'))
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
-from src.datasets import load_image, to_rgb_uint8
+from fcnseg.datasets import load_image, to_rgb_uint8
 
 MAX_PIXELS = 2048 * 2048
 

@@ -7,7 +7,7 @@ always **255**, whatever the raw file used (CamVid's 11 becomes 255).
 
 Example:
 
->>> from src.datasets import read_split, load_image, load_mask, get_spec
+>>> from fcnseg.datasets import read_split, load_image, load_mask, get_spec
 >>> samples = read_split("data/VOCdevkit/VOC2007", "val")           # doctest: +SKIP
 >>> image = load_image(samples[0].image_path)                        # doctest: +SKIP
 >>> mask = load_mask(samples[0].mask_path, dataset="voc2007")        # doctest: +SKIP
@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 VOID = 255
+# One real VOC 2007 test image and its mask, shipped with the package for smoke tests.
+SAMPLE_ROOT = Path(__file__).resolve().parent / "sample" / "voc2007"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 VOC_CLASSES = (
@@ -170,7 +172,7 @@ def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
 
 
 def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
-    """Where a built-in dataset lives: its environment variable, else ``data/``.
+    """Where a built-in dataset lives: its environment variable, else ``data/`` in the working folder.
 
     ``VOC_ROOT`` may point at ``.../VOCdevkit/VOC2007`` or at any folder that
     contains ``VOCdevkit/VOC2007``; ``CAMVID_ROOT`` at the folder holding
@@ -180,8 +182,7 @@ def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
     env = os.environ.get(spec.root_env or "")
     if env:
         return Path(env).expanduser()
-    project = Path(__file__).resolve().parent.parent
-    return project / "data" / ("VOCdevkit/VOC2007" if spec.layout == "voc" else spec.name)
+    return Path("data") / ("VOCdevkit/VOC2007" if spec.layout == "voc" else spec.name)
 
 
 def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007") -> Path:
@@ -197,7 +198,7 @@ def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007"
         raise FileNotFoundError(
             f"{root} is not a PASCAL VOC folder: no ImageSets/Segmentation in it, in "
             f"{root / 'VOC2007'} or in {root / 'VOCdevkit' / 'VOC2007'}. Download it with "
-            "src.download.download_voc2007(...) or set VOC_ROOT."
+            "fcnseg.download.download_voc2007(...) or set VOC_ROOT."
         )
     return root
 
@@ -279,7 +280,7 @@ def load_image(path) -> np.ndarray:
     images are scaled to 8 bits. Anything unreadable raises `ValueError`
     naming the file.
 
-    >>> load_image("data/sample/voc2007/JPEGImages/001763.jpg").shape  # doctest: +SKIP
+    >>> load_image(SAMPLE_ROOT / "JPEGImages/001763.jpg").shape  # doctest: +SKIP
     (375, 500, 3)
     """
     path = Path(path)
@@ -338,7 +339,7 @@ def load_mask(path, dataset: str | DatasetSpec = "voc2007") -> np.ndarray:
     RGB colours. The dataset's own void label becomes 255, and any value that
     is neither a class nor void raises `ValueError` naming the file.
 
-    >>> mask = load_mask("data/sample/voc2007/SegmentationClass/001763.png")  # doctest: +SKIP
+    >>> mask = load_mask(SAMPLE_ROOT / "SegmentationClass/001763.png")  # doctest: +SKIP
     >>> sorted(set(mask.flat))                                                 # doctest: +SKIP
     [0, 8, 12, 18, 20, 255]
     """

@@ -4,7 +4,7 @@ Both accept sparse masks (batch, H, W) with void 255, or one-hot masks
 (batch, H, W, C) whose void pixels are all-zero, and average over the valid
 pixels of the batch only.
 
->>> from src.losses import MaskedCrossEntropy
+>>> from fcnseg.losses import MaskedCrossEntropy
 >>> model.compile(optimizer="adam", loss=MaskedCrossEntropy())  # doctest: +SKIP
 """
 
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from src.datasets import VOID
+from fcnseg.datasets import VOID
 
 
 def sparse_labels(y_true, num_classes: int):

@@ -2,10 +2,10 @@
 
 Images come out as float32 RGB in 0..255 and masks as int32 class ids with
 void = 255 (or one-hot float32, void all-zero). The VGG16 preprocessing lives
-in the model itself (`src.fcn.VGGPreprocess`), so training, evaluation and
+in the model itself (`fcnseg.fcn.VGGPreprocess`), so training, evaluation and
 prediction share it and a saved model takes plain RGB images.
 
->>> from src.pipeline import make_dataset
+>>> from fcnseg.pipeline import make_dataset
 >>> train_ds = make_dataset(split="train", dataset="camvid", augment=True, seed=0)  # doctest: +SKIP
 >>> images, masks = next(iter(train_ds))                                           # doctest: +SKIP
 >>> images.shape, masks.shape                                                      # doctest: +SKIP
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from src.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
+from fcnseg.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
 
 AUTOTUNE = tf.data.AUTOTUNE
 # ImageNet mean in RGB: pixels padded with it become zero after VGG preprocessing.
@@ -44,7 +44,7 @@ def make_dataset(
     """A `tf.data.Dataset` of ``(images, masks)`` batches for one split.
 
     Args:
-        root: dataset folder; default `src.datasets.default_root(dataset)`
+        root: dataset folder; default `fcnseg.datasets.default_root(dataset)`
             (``VOC_ROOT`` / ``CAMVID_ROOT`` or ``data/``).
         split: split name (``"train"``, ``"val"``, ...).
         dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`.
@@ -68,7 +68,7 @@ def make_dataset(
 
     Example:
 
-    >>> ds = make_dataset("data/sample/voc2007", "val", batch_size=1)  # doctest: +SKIP
+    >>> ds = make_dataset(SAMPLE_ROOT, "val", batch_size=1)  # doctest: +SKIP
     """
     spec = get_spec(dataset)
     root = default_root(spec) if root is None else root
