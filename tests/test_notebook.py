@@ -110,13 +110,13 @@ def test_notebook_delegates_code_to_src(notebook):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"dataset": "coco"}, "dataset='coco' is not known: use one of 'voc2007', 'camvid'"),
-        ({"variant": "fcn64s"}, "variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
-        ({"decoder": "unet"}, "decoder='unet' is not known"),
+        ({"dataset": "coco"}, "Unknown dataset 'coco': use one of 'voc2007', 'camvid'"),
+        ({"variant": "fcn64s"}, "Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
+        ({"decoder": "unet"}, "Unknown decoder 'unet'"),
         ({"variant": "fcn8s"}, "decoder='notebook' is the reference notebook's FCN-32s decoder"),
-        ({"loss": "dice"}, "loss='dice' is not known: use one of 'sparse_ce', 'bce_onehot'"),
-        ({"schedule": "cosine"}, "schedule='cosine' is not known"),
-        ({"precision": "float16"}, "precision='float16' is not known"),
+        ({"loss": "dice"}, "Unknown loss 'dice': use one of 'sparse_ce', 'bce_onehot'"),
+        ({"schedule": "cosine"}, "Unknown schedule 'cosine'"),
+        ({"precision": "float16"}, "Unknown precision 'float16'"),
         ({"image_size": (256,)}, "image_size must be (height, width), two positive integers"),
         ({"image_size": (0, 256)}, "image_size must be (height, width)"),
         ({"image_size": (256.0, 256)}, "image_size must be (height, width)"),
@@ -352,7 +352,7 @@ def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
 @pytest.mark.parametrize(
     "parameters, message",
     [
-        ({"variant": "fcn64s"}, "variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
+        ({"variant": "fcn64s"}, "Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
         ({"image_size": [256, -1]}, "image_size must be (height, width), two positive integers"),
     ],
 )
@@ -360,7 +360,7 @@ def test_notebook_stops_at_once_on_bad_parameters(tmp_path, parameters, message)
     from papermill.exceptions import PapermillExecutionError
 
     with pytest.raises(PapermillExecutionError) as info:
-        run_notebook(tmp_path, quick=True, data_root=SAMPLE, download=False,
+        run_notebook(tmp_path, quick=True, data_root=str(SAMPLE), download=False,
                      results_dir=str(tmp_path / "results"), **parameters)  # fmt: skip
     error = info.value
     assert error.ename == "ParameterError" and message in error.evalue

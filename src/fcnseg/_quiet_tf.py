@@ -31,27 +31,20 @@ STARTUP_NOISE = re.compile(
 @contextlib.contextmanager
 def filtered_stderr(pattern=STARTUP_NOISE):
     """Capture file descriptor 2 in the block, then write back the lines that do not match `pattern`."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced by an object without a descriptor
-        yield
-        return
     sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), fd)
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
         try:
             yield
         finally:
             sys.stderr.flush()
-            os.dup2(saved, fd)
+            os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().decode(errors="replace").splitlines(True)
-                    if not pattern.search(line)]  # fmt: skip
+            kept = [line for line in capture.read().splitlines(True) if not pattern.search(line.decode(errors="replace"))]
             if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+                os.write(2, b"".join(kept))
 
 
 with filtered_stderr():

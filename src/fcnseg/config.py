@@ -8,7 +8,7 @@ must) and returns a `NotebookConfig` that the rest of the notebook reads.
 >>> check_params(variant="fcn64s")
 Traceback (most recent call last):
 ...
-fcnseg.config.ParameterError: variant='fcn64s' is not known: use one of 'fcn32s', 'fcn16s', 'fcn8s'.
+fcnseg.config.ParameterError: Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'.
 
 >>> cfg = check_params(data_root=SAMPLE_ROOT, quick=True, download=False,
 ...                    backbone_weights=None, results_dir="runs/fcn_smoke")  # doctest: +SKIP
@@ -22,9 +22,9 @@ image holding a given class, the reference's horse) and `inference_images`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import math
 import numbers
 import os
 from pathlib import Path
@@ -44,9 +44,11 @@ from fcnseg.datasets import (
     read_split,
     resolve_root,
 )
-from fcnseg.fcn import DECODERS, VARIANTS, resolve_backbone_weights
+from fcnseg.checks import flag, one_of, positive_int, size_hw
+from fcnseg.files import portable_path
+from fcnseg.fcn import check_architecture, resolve_backbone_weights
 from fcnseg.predict import check_scales
-from fcnseg.train import LOSSES, PRECISIONS, SCHEDULES
+from fcnseg.train import PRECISIONS, make_loss, make_optimizer
 
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every cell) changes.
@@ -141,12 +143,12 @@ class NotebookConfig:
         return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
 
     def as_dict(self) -> dict:
-        """JSON-ready parameters, for metrics.json."""
+        """JSON-ready parameters, for metrics.json; paths recorded portably (see `portable_path`)."""
         out = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, Path):
-                value = str(value)
+            if isinstance(value, Path) or (field.name == "backbone_weights" and value not in ("imagenet", None)):
+                value = portable_path(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[field.name] = value
@@ -228,30 +230,24 @@ def check_params(
     random initialisation. With a ``checkpoint`` (a ``.keras`` file from
     `fcnseg.train.train`), nothing is trained.
     """
-    _choice("dataset", dataset, tuple(DATASETS))
-    _choice("variant", variant, VARIANTS)
-    _choice("decoder", decoder, DECODERS)
-    if decoder == "notebook" and variant != "fcn32s":
-        raise ParameterError(
-            f"decoder='notebook' is the reference notebook's FCN-32s decoder; {variant} "
-            "has skip connections and needs decoder='bilinear' (the paper's)."
-        )
-    image_size = _size("image_size", image_size)
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    _choice("loss", loss, LOSSES)
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
-            or not math.isfinite(learning_rate) or learning_rate <= 0:  # fmt: skip
-        raise ParameterError(f"learning_rate must be a positive number, got {learning_rate!r}.")
-    _choice("schedule", schedule, SCHEDULES)
-    _choice("precision", precision, PRECISIONS)
-    quick = _flag("quick", quick)
-    download = _flag("download", download)
-    eval_flip = _flag("eval_flip", eval_flip)
-    eval_input_size = None if eval_input_size is None else _size("eval_input_size", eval_input_size)
+    # The checks of the functions these parameters go to, called before anything runs.
+    with _as_parameter_errors():
+        one_of("dataset", dataset, tuple(DATASETS))
+        check_architecture(variant, decoder)
+        image_size = size_hw("image_size", image_size)
+        epochs = positive_int("epochs", epochs)
+        batch_size = positive_int("batch_size", batch_size)
+        make_loss(loss)
+        make_optimizer(learning_rate, schedule=schedule, decay_steps=1)
+        one_of("precision", precision, PRECISIONS)
+        quick = flag("quick", quick)
+        download = flag("download", download)
+        eval_flip = flag("eval_flip", eval_flip)
+        eval_input_size = None if eval_input_size is None else size_hw("eval_input_size", eval_input_size)
     eval_scales = _scales("eval_scales", eval_scales)
     if max_eval_images is not None:
-        max_eval_images = _positive_int("max_eval_images", max_eval_images)
+        with _as_parameter_errors():
+            max_eval_images = positive_int("max_eval_images", max_eval_images)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ParameterError(f"seed must be an integer, got {seed!r}.")
     if eval_split is not None and (not isinstance(eval_split, str) or not eval_split):
@@ -341,38 +337,15 @@ def smoke_banner(reason: str = "") -> str:
 # --------------------------------------------------------------------------- checks
 
 
-def _choice(name, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        options = ", ".join(repr(a) for a in allowed)
-        raise ParameterError(f"{name}={value!r} is not known: use one of {options}.")
-
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ParameterError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
-
-
-def _flag(name, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{name} must be True or False, got {value!r}.")
-    return bool(value)
-
-
-def _size(name, value) -> tuple[int, int]:
-    """A (height, width) pair of positive ints; lists too (papermill passes lists)."""
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value)
-    )
-    if not ok:
-        raise ParameterError(
-            f"{name} must be (height, width), two positive integers, got {value!r}"
-            + (" (a string: with papermill pass a list, e.g. [256, 256])" if isinstance(value, str) else "")
-            + ". Any size works: the model pads to a multiple of 32 and crops back."
-        )
-    return int(value[0]), int(value[1])
+@contextlib.contextmanager
+def _as_parameter_errors():
+    """Re-raise a `ValueError` of a check as `ParameterError` (the notebook's own error type)."""
+    try:
+        yield
+    except ParameterError:
+        raise
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
 
 
 def _scales(name, value) -> tuple[float, ...]:

@@ -1,11 +1,17 @@
 """Download and unpack PASCAL VOC 2007, safely and resumably (standard library only).
 
+Why not `keras.utils.get_file`: it checks an md5 too, but an interrupted
+download of these 450 MB tarballs starts over, and its extraction has no
+all-or-nothing guarantee. What is here adds exactly that: resume with HTTP
+``Range`` and a file that gets its final name only once its md5 matches.
+
 Three layers, each usable on its own:
 
 - `download_file`: one URL to one file, resumed after an interruption (HTTP
   ``Range``), md5-verified before it is given its final name.
-- `safe_extract`: unpack a tarball, refusing any member that would land outside
-  the destination (absolute paths, ``..``, links pointing out, device files).
+- `safe_extract`: unpack a tarball with the standard library's ``filter="data"``
+  (which refuses members that escape the destination, links pointing out and
+  device files), all or nothing.
 - `download_voc2007`: both of the above for the official VOC 2007 tarballs,
   skipped when the data is already there.
 
@@ -26,16 +32,17 @@ import gzip
 import hashlib
 import lzma
 import os
-import posixpath
 import re
+import shutil
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import zlib
 from http.client import HTTPException
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 from typing import Iterable, Mapping
 
 VOC2007_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/"
@@ -248,12 +255,13 @@ def _say(enabled: bool, message: str) -> None:
 def safe_extract(tar_path, dest) -> Path:
     """Extract a tarball into `dest`, refusing anything that would land outside it.
 
-    Every member is checked before anything is written: absolute paths, ``..``
-    escapes, paths through the archive's own symlinks that lead out, symlinks or
-    hard links pointing outside `dest`, and device files / FIFOs all raise
-    `UnsafeArchiveError` naming the member. Extraction then also uses
-    tarfile's ``filter="data"`` where Python has it. A corrupt or truncated
-    tarball raises `ValueError` naming the file. Returns `dest`.
+    The checking is the standard library's ``filter="data"`` (absolute paths,
+    ``..`` escapes, links pointing outside, device files and FIFOs), with one
+    change: a member with an absolute path is refused instead of stripped of
+    its leading slash. Members are unpacked into a temporary folder inside
+    `dest` and moved into place only when all of them passed, so a refused
+    member (`UnsafeArchiveError`, naming it) or a corrupt or truncated tarball
+    (`ValueError`, naming the file) leaves `dest` as it was. Returns `dest`.
 
     >>> safe_extract("data/downloads/VOCtest_06-Nov-2007.tar", "data")   # doctest: +SKIP
     PosixPath('data')
@@ -262,25 +270,49 @@ def safe_extract(tar_path, dest) -> Path:
     if not tar_path.is_file():
         raise FileNotFoundError(f"Archive not found: {tar_path}")
     dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
+    staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=dest))
     try:
         with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            _check_complete(tar_path, members)
-            _check_members(tar_path, members, root)
-            _extract_all(tar, members, root, tar_path)
-    except UnsafeArchiveError:
-        raise
+            _check_complete(tar_path, tar.getmembers())
+            tar.extractall(staging, filter=_data_filter)
+        _move_into(staging, dest)
+    except tarfile.FilterError as e:
+        raise UnsafeArchiveError(
+            f"Refusing to extract {tar_path}: member {e.tarinfo.name!r} {_unsafe_reason(e, dest)}. "
+            "Nothing was extracted; the archive is unsafe or not the expected one."
+        ) from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
         raise ValueError(
             f"Cannot extract {tar_path}: the archive is corrupt or truncated ({e}). "
             "Delete it and download it again."
         ) from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
+def _data_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """tarfile's ``"data"`` filter, but an absolute member path is refused rather than made relative."""
+    if member.name.startswith(("/", "\\")) or PureWindowsPath(member.name).drive:
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, path)
+
+
+def _unsafe_reason(error: tarfile.FilterError, dest: Path) -> str:
+    """The refused member's problem in words (the standard library's error names its own temporary folder)."""
+    member = error.tarinfo
+    if isinstance(error, tarfile.AbsolutePathError):
+        return "has an absolute path"
+    if isinstance(error, (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError)):
+        kind = "symlink" if member.issym() else "hard link"
+        return f"is a {kind} to {member.linkname!r}, outside {dest}"
+    if isinstance(error, tarfile.SpecialFileError):
+        return "is a device file, FIFO or other special file"
+    return f"would be written outside {dest}"
+
+
 def _check_complete(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
-    """Catch a truncated uncompressed tarball before extracting anything."""
+    """Catch a truncated uncompressed tarball (tarfile reads a cut at a header as the end)."""
     if not members:
         raise tarfile.ReadError("it holds no files")
     with open(tar_path, "rb") as f:
@@ -295,73 +327,14 @@ def _check_complete(tar_path: Path, members: list[tarfile.TarInfo]) -> None:
         raise tarfile.ReadError(f"{tar_path.stat().st_size} bytes, at least {needed} expected")
 
 
-def _check_members(tar_path: Path, members: list[tarfile.TarInfo], root: Path) -> None:
-    links = {posixpath.normpath(m.name): m.linkname for m in members if m.issym()}
-    for m in members:
-        problem = _member_problem(m, root, links)
-        if problem:
-            raise UnsafeArchiveError(
-                f"Refusing to extract {tar_path}: member {m.name!r} {problem}. "
-                "Nothing was extracted; the archive is unsafe or not the expected one."
-            )
-
-
-def _member_problem(m: tarfile.TarInfo, root: Path, links: Mapping[str, str]) -> str | None:
-    """Why member `m` is unsafe to extract under `root`, or None."""
-    if _is_absolute(m.name):
-        return "has an absolute path"
-    if not _inside(root, m.name, links, follow_last=False):
-        return f"would be written outside {root}"
-    if m.issym():
-        target = posixpath.join(posixpath.dirname(posixpath.normpath(m.name)), m.linkname)
-        if _is_absolute(m.linkname) or not _inside(root, target, links):
-            return f"is a symlink to {m.linkname!r}, outside {root}"
-    elif m.islnk():
-        if _is_absolute(m.linkname) or not _inside(root, m.linkname, links):
-            return f"is a hard link to {m.linkname!r}, outside {root}"
-    elif not (m.isreg() or m.isdir()):
-        return "is a device file, FIFO or other special file"
-    return None
-
-
-def _is_absolute(name: str) -> bool:
-    return name.startswith(("/", "\\")) or bool(PureWindowsPath(name).drive)
-
-
-def _inside(root: Path, name: str, links: Mapping[str, str], *, follow_last: bool = True) -> bool:
-    """Whether archive path `name`, following the archive's own symlinks, stays in `root`."""
-    parts: list[str] = []
-    queue = list(PurePosixPath(name).parts)
-    hops = 0
-    while queue:
-        part = queue.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return False
-            parts.pop()
-            continue
-        parts.append(part)
-        link = links.get("/".join(parts))
-        if link is not None and (queue or follow_last):
-            hops += 1
-            if _is_absolute(link) or hops > 40:
-                return False
-            parts.pop()
-            queue = list(PurePosixPath(link).parts) + queue
-    return root.joinpath(*parts).resolve().is_relative_to(root)  # also existing symlinks in root
-
-
-def _extract_all(tar: tarfile.TarFile, members, root: Path, tar_path: Path) -> None:
-    if not hasattr(tarfile, "data_filter"):  # Python without extraction filters
-        tar.extractall(root, members=members)
-        return
-    try:
-        tar.extractall(root, members=members, filter="data")
-    except tarfile.FilterError as e:
-        name = getattr(e.tarinfo, "name", "?")
-        raise UnsafeArchiveError(f"Refusing to extract {tar_path}: member {name!r}: {e}.") from e
+def _move_into(source: Path, dest: Path) -> None:
+    """Move everything in `source` into `dest`, merging folders that both have."""
+    for entry in source.iterdir():
+        target = dest / entry.name
+        if entry.is_dir() and not entry.is_symlink() and target.is_dir() and not target.is_symlink():
+            _move_into(entry, target)
+        else:
+            os.replace(entry, target)
 
 
 # --------------------------------------------------------------------------- VOC 2007

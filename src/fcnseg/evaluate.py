@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 def run(argv=None) -> dict:
     """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
     from fcnseg.fcn import load_fcn
-    from fcnseg.files import write_json
+    from fcnseg.files import portable_path, write_json
 
     p = argparse.ArgumentParser(prog="fcnseg-evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
@@ -84,7 +84,7 @@ def run(argv=None) -> dict:
     args = p.parse_args(argv)
     scores = evaluate(load_fcn(args.model), args.root, args.split, dataset=args.dataset,
                       input_size=args.input_size, scales=args.scales, flip=args.flip)  # fmt: skip
-    scores = {"model": str(args.model), "scales": args.scales, "flip": args.flip, "input_size": args.input_size,
+    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "scales": args.scales, "flip": args.flip, "input_size": args.input_size,
               **scores}  # fmt: skip
     if args.out:
         write_json(args.out, scores)

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from fcnseg.checks import one_of
+
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 DECODERS = ("bilinear", "notebook")
@@ -208,6 +210,21 @@ def _score_skip(features, num_classes: int, scale: float, name: str):
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)(features)
 
 
+def check_architecture(variant: str, decoder: str = "bilinear") -> None:
+    """`ValueError` unless `variant` and `decoder` name an FCN that `build_fcn` builds.
+
+    >>> check_architecture("fcn8s", "notebook")
+    Traceback (most recent call last):
+    ...
+    ValueError: decoder='notebook' is the reference notebook's FCN-32s decoder; fcn8s has skip connections and needs decoder='bilinear' (the paper's).
+    """
+    one_of("variant", variant, VARIANTS)
+    one_of("decoder", decoder, DECODERS)
+    if decoder == "notebook" and variant != "fcn32s":
+        raise ValueError(f"decoder='notebook' is the reference notebook's FCN-32s decoder; {variant} "
+                         "has skip connections and needs decoder='bilinear' (the paper's).")  # fmt: skip
+
+
 def build_fcn(
     variant: str = "fcn32s",
     *,
@@ -251,13 +268,7 @@ def build_fcn(
     >>> model.output_shape
     (None, None, None, 21)
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}: use one of {VARIANTS}.")
-    if decoder not in DECODERS:
-        raise ValueError(f"Unknown decoder {decoder!r}: use one of {DECODERS}.")
-    if decoder == "notebook" and variant != "fcn32s":
-        raise ValueError("decoder='notebook' is the reference notebook's FCN-32s decoder; "
-                         f"{variant} uses the paper's bilinear skip decoder.")
+    check_architecture(variant, decoder)
     channels = input_shape[-1]
     if channels not in (1, 3):
         raise ValueError(f"input_shape must end in 1 (grayscale) or 3 (RGB) channels, got {input_shape}.")

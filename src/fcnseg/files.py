@@ -35,3 +35,31 @@ def write_json(path, data) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
     return Path(path)
+
+
+def portable_path(path, env_vars=("VOC_ROOT", "CAMVID_ROOT", "FCN_BACKBONE_WEIGHTS")) -> str | None:
+    """`path` as recorded in results files, the same on every machine: never an absolute path.
+
+    A relative path stays as it is; a path under the working folder becomes
+    relative to it; a path under a folder that one of `env_vars` names is
+    written ``$VAR/rest``; any other path is recorded by its name.
+
+    >>> portable_path("runs/fcn8s/best.keras")
+    'runs/fcn8s/best.keras'
+    >>> portable_path("/data/weights/vgg16_notop.h5")
+    'vgg16_notop.h5'
+    """
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if not path.is_absolute():
+        return path.as_posix()
+    resolved = path.resolve()
+    if resolved.is_relative_to(Path.cwd().resolve()):
+        return resolved.relative_to(Path.cwd().resolve()).as_posix() or "."
+    for name in env_vars:
+        value = os.environ.get(name)
+        if value and Path(value).expanduser().resolve() in (resolved, *resolved.parents):
+            inside = resolved.relative_to(Path(value).expanduser().resolve()).as_posix()
+            return f"${name}" + ("" if inside == "." else f"/{inside}")
+    return path.name

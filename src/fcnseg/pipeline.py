@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from fcnseg.checks import positive_int, size_hw
 from fcnseg.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -72,13 +73,14 @@ def make_dataset(
     """
     spec = get_spec(dataset)
     root = default_root(spec) if root is None else root
+    batch_size = positive_int("batch_size", batch_size)
+    if image_size is not None:
+        image_size = size_hw("image_size", image_size)
+    elif augment:
+        raise ValueError("augment=True needs an image_size to crop to.")
     samples = read_split(root, split, spec)
     if validate:
         check_samples(samples, spec)
-    if augment and image_size is None:
-        raise ValueError("augment=True needs an image_size to crop to.")
-    if image_size is not None:
-        image_size = _check_size(image_size)
     shuffle = augment if shuffle is None else shuffle
     drop_remainder = augment if drop_remainder is None else drop_remainder
 
@@ -116,12 +118,6 @@ def make_dataset(
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(AUTOTUNE)
-
-
-def _check_size(image_size) -> tuple[int, int]:
-    if len(image_size) != 2 or min(image_size) < 1:
-        raise ValueError(f"image_size must be (height, width) of positive ints, got {image_size!r}.")
-    return int(image_size[0]), int(image_size[1])
 
 
 def _decoder(samples, spec):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from keras import ops
 
+from fcnseg.checks import size_hw
 from fcnseg.datasets import load_image, to_rgb_uint8
 
 MAX_PIXELS = 2048 * 2048
@@ -65,7 +66,7 @@ def predict_logits(
     """
     images = np.asarray(images)
     height, width = images.shape[1:3]
-    base = tuple(input_size) if input_size is not None else (height, width)
+    base = size_hw("input_size", input_size) if input_size is not None else (height, width)
     x = ops.convert_to_tensor(images, "float32")
     scales = check_scales(scales)
     total = 0.0

@@ -24,8 +24,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf  # tf.distribute only
 
+from fcnseg.checks import one_of, positive_int, positive_number
 from fcnseg.datasets import DATASETS, get_spec
-from fcnseg.files import atomic_path, write_json
+from fcnseg.files import atomic_path, portable_path, write_json
 from fcnseg.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy
 from fcnseg.metrics import SegmentationMeanIoU
 
@@ -48,9 +49,7 @@ def set_precision(policy: str = "auto") -> str:
     >>> set_precision("float32")
     'float32'
     """
-    if policy not in PRECISIONS:
-        raise ValueError(f"Unknown precision {policy!r}: use one of {PRECISIONS}.")
-    if policy == "auto":
+    if one_of("precision", policy, PRECISIONS) == "auto":
         policy = auto_precision()
     keras.mixed_precision.set_global_policy(policy)
     return policy
@@ -74,21 +73,18 @@ def auto_precision() -> str:
 def make_loss(loss: str = "sparse_ce", *, class_weights=None) -> keras.losses.Loss:
     """``"sparse_ce"``: softmax cross-entropy ignoring void (optionally class-weighted);
     ``"bce_onehot"``: the reference notebook's BCE on one-hot targets, void ignored."""
-    if loss == "sparse_ce":
+    if one_of("loss", loss, LOSSES) == "sparse_ce":
         return MaskedCrossEntropy(class_weights=class_weights)
-    if loss == "bce_onehot":
-        if class_weights is not None:
-            raise ValueError("class_weights are supported with loss='sparse_ce' only.")
-        return MaskedBinaryCrossEntropy()
-    raise ValueError(f"Unknown loss {loss!r}: use one of {LOSSES}.")
+    if class_weights is not None:
+        raise ValueError("class_weights are supported with loss='sparse_ce' only.")
+    return MaskedBinaryCrossEntropy()
 
 
 def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", decay_steps: int | None = None):
     """Adam with a constant rate (``"plateau"``: lowered by `ReduceLROnPlateau`,
     ``"constant"``) or the polynomial decay of DeepLab (``"poly"``, power 0.9)."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {schedule!r}: use one of {SCHEDULES}.")
-    if schedule == "poly":
+    learning_rate = positive_number("learning_rate", learning_rate)
+    if one_of("schedule", schedule, SCHEDULES) == "poly":
         if not decay_steps:
             raise ValueError("schedule='poly' needs the number of training steps (decay_steps).")
         learning_rate = keras.optimizers.schedules.PolynomialDecay(
@@ -213,6 +209,7 @@ def train(
     Raises:
         FloatingPointError: the loss became NaN; the best checkpoint is intact.
     """
+    epochs = positive_int("epochs", epochs)
     strategy = strategy or tf.distribute.get_strategy()
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -381,7 +378,8 @@ def run(argv=None) -> dict:
                       scales=args.eval_scales, flip=args.eval_flip)
     resolved = resolve_backbone_weights(weights)
     metrics = {
-        "recipe": {**vars(args), "class_weights": class_weights},
+        "recipe": {**vars(args), **{k: portable_path(getattr(args, k)) for k in ("root", "init_from", "out")},
+                   "backbone_weights": weights and portable_path(resolved), "class_weights": class_weights},
         "backbone_weights": Path(resolved).name if resolved not in ("imagenet", None) else resolved,
         "best_checkpoint": json.loads((out / "best.json").read_text()),
         "train_seconds": round(train_seconds, 1),

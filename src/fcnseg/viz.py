@@ -38,6 +38,7 @@ from fcnseg.files import atomic_path
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
 LR_KEYS = ("learning_rate", "lr")
+TIME_KEY = "epoch_seconds"  # wall-clock time per epoch (fcnseg.train logs it): not a curve of plot_history
 
 
 # ---------------------------------------------------------------------------
@@ -183,27 +184,9 @@ def show_predictions(
     >>> len(fig.axes)
     3
     """
-    images = [to_rgb_uint8(image) for image in images]
-    predictions = [_as_class_map(p) for p in predictions]
-    truths = None if masks is None else [_as_mask(m) for m in masks]
-    _check_lengths(images, predictions=predictions, masks=truths, titles=titles)
-    columns = ["image", "prediction", "overlay"]
-    if truths is not None:
-        columns.insert(1, "ground truth")
-    height, width = images[0].shape[:2]
-    fig = Figure(
-        figsize=(2.8 * len(columns), 2.8 * height / width * len(images) + 0.8),
-        layout="constrained",
-    )
-    axes = fig.subplots(len(images), len(columns), squeeze=False)
-    for row, (image, prediction) in enumerate(zip(images, predictions)):
-        maps = [prediction] if truths is None else [truths[row], prediction]
-        panels = [image, *(colorize(m, colormap) for m in maps)]
-        panels.append(overlay(image, prediction, alpha=alpha, colormap=colormap, ignore=ignore))
-        names = [titles[row] if titles is not None else "image", *columns[1:]]
-        _draw_panels(axes[row], panels, names)
-    add_legend(fig, (truths or []) + predictions, classes=classes, colormap=colormap)
-    return fig
+    columns = {} if masks is None else {"ground truth": [_as_mask(m) for m in masks]}
+    columns["prediction"] = [_as_class_map(p) for p in predictions]
+    return _mask_grid(images, columns, titles=titles, classes=classes, colormap=colormap, alpha=alpha, ignore=ignore)
 
 
 def show_masks(
@@ -226,16 +209,24 @@ def show_masks(
     >>> [ax.get_title() for ax in fig.axes]
     ['image', 'mask', 'overlay']
     """
+    columns = {"mask": [_from_one_hot(m) for m in masks]}
+    return _mask_grid(images, columns, titles=titles, classes=classes, colormap=colormap, alpha=alpha, ignore=ignore)
+
+
+def _mask_grid(images, maps: dict, *, titles, classes, colormap, alpha, ignore) -> Figure:
+    """One row per image: image | its class map of each column of `maps` in colour | overlay of the last; a legend."""
     images = [to_rgb_uint8(np.asarray(image)) for image in images]
-    masks = [_from_one_hot(m) for m in masks]
-    _check_lengths(images, masks=masks, titles=titles)
+    _check_lengths(images, titles=titles, **{name.split()[-1] + "s": column for name, column in maps.items()})
+    rows = list(zip(*maps.values()))
+    columns = ["image", *maps, "overlay"]
     height, width = images[0].shape[:2]
-    fig = Figure(figsize=(8.4, 2.8 * height / width * len(images) + 0.8), layout="constrained")
-    axes = fig.subplots(len(images), 3, squeeze=False)
-    for row, (image, mask) in enumerate(zip(images, masks)):
-        panels = [image, colorize(mask, colormap), overlay(image, mask, alpha=alpha, colormap=colormap, ignore=ignore)]
-        _draw_panels(axes[row], panels, [titles[row] if titles is not None else "image", "mask", "overlay"])
-    add_legend(fig, masks, classes=classes, colormap=colormap)
+    fig = Figure(figsize=(2.8 * len(columns), 2.8 * height / width * len(images) + 0.8), layout="constrained")
+    axes = fig.subplots(len(images), len(columns), squeeze=False)
+    for row, (image, maps) in enumerate(zip(images, rows)):
+        panels = [image, *(colorize(m, colormap) for m in maps)]
+        panels.append(overlay(image, maps[-1], alpha=alpha, colormap=colormap, ignore=ignore))
+        _draw_panels(axes[row], panels, [titles[row] if titles is not None else "image", *columns[1:]])
+    add_legend(fig, [m for maps in rows for m in maps], classes=classes, colormap=colormap)
     return fig
 
 
@@ -301,6 +292,7 @@ def plot_history(history) -> Figure:
     epochs = logs.pop("epoch", None)
     epochs = np.arange(1, _length(logs) + 1) if epochs is None else epochs + 1
     lr = next((logs.pop(k) for k in LR_KEYS if k in logs), None)
+    logs.pop(TIME_KEY, None)
     losses = [k for k in logs if k.endswith("loss")]
     metrics = [k for k in logs if k not in losses]
     panels = [("loss", losses)] + ([("metrics", metrics)] if metrics else [])
@@ -313,6 +305,47 @@ def plot_history(history) -> Figure:
         _plot_curves(ax, epochs, {k: logs[k] for k in keys}, name)
     if lr is not None:
         _plot_learning_rate(axes[-1], epochs, lr)
+    return fig
+
+
+def plot_time_to_quality(runs, *, metric="val_mean_iou", title=None) -> Figure:
+    """A score against wall-clock training time (left) and against epochs (right), one line per run.
+
+    `runs` maps a label to a history as `plot_history` takes it (a Keras
+    ``History``, its dict, or a ``history.csv`` path) holding `metric` and
+    ``epoch_seconds`` (`fcnseg.train.train` logs both). The best score of each
+    run is marked.
+
+    >>> fig = plot_time_to_quality({"a": {"val_mean_iou": [0.2, 0.4], "epoch_seconds": [60, 60]}})
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['wall-clock training time (hours)', 'epoch']
+    """
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("runs must be a non-empty {label: history} mapping.")
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    by_time, by_epoch = fig.subplots(1, 2)
+    for label, history in runs.items():
+        logs = _read_history(history)
+        missing = [k for k in (metric, TIME_KEY) if k not in logs]
+        if missing:
+            raise ValueError(f"The history of run {label!r} has no {missing} column(s); "
+                             f"fcnseg.train.train logs {TIME_KEY!r} and the validation scores.")  # fmt: skip
+        hours = np.cumsum(logs[TIME_KEY]) / 3600
+        score = logs[metric]
+        epochs = np.arange(1, len(score) + 1)
+        best = int(np.nanargmax(score))
+        for ax, x in ((by_time, hours), (by_epoch, epochs)):
+            (line,) = ax.plot(x, score, marker=".", label=f"{label} (best {score[best]:.3f})")
+            ax.plot(x[best], score[best], "*", markersize=11, color=line.get_color())
+    by_time.set_xlabel("wall-clock training time (hours)")
+    by_epoch.set_xlabel("epoch")
+    by_epoch.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (by_time, by_epoch):
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    by_time.legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

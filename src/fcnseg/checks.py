@@ -1,0 +1,64 @@
+"""Argument checks, one definition each, shared by the package's functions and
+the notebook's first cells (which call them early, before any work is done).
+
+Each raises `ValueError` naming the argument, what it got and what works:
+
+>>> one_of("variant", "fcn64s", ("fcn32s", "fcn16s", "fcn8s"))
+Traceback (most recent call last):
+...
+ValueError: Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'.
+>>> size_hw("image_size", [256, 320])
+(256, 320)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def one_of(name: str, value, allowed):
+    """`value` if it is one of the strings in `allowed`."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"Unknown {name} {value!r}: use one of {', '.join(map(repr, allowed))}.")
+    return value
+
+
+def positive_int(name: str, value) -> int:
+    """`value` as an int, if it is an integer >= 1 (not a bool or a float)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    return int(value)
+
+
+def positive_number(name: str, value) -> float:
+    """`value` as a float, if it is a finite number > 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value <= 0:  # fmt: skip
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
+def flag(name: str, value) -> bool:
+    """`value` if it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def size_hw(name: str, value) -> tuple[int, int]:
+    """A (height, width) pair of positive ints; lists too (papermill and JSON give lists)."""
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v >= 1 for v in value)
+    )
+    if not ok:
+        raise ValueError(
+            f"{name} must be (height, width), two positive integers, got {value!r}"
+            + (" (a string: with papermill pass a list, e.g. [256, 256])" if isinstance(value, str) else "")
+            + ". Any size works: the model pads to a multiple of 32 and crops back."
+        )
+    return int(value[0]), int(value[1])

@@ -1,0 +1,180 @@
+"""The installed package: importable from any folder with its public API, console
+scripts that answer --help, fcnseg-predict on real images, and results files that
+hold no machine paths."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fcnseg
+from fcnseg.datasets import SAMPLE_ROOT
+
+REPO = Path(__file__).resolve().parents[1]
+API = ("build_fcn", "load_fcn", "make_dataset", "read_split", "load_image", "load_mask", "folder_dataset", "train",
+       "evaluate", "predict_mask", "predict_masks", "colorize", "overlay", "show_predictions", "mean_iou",
+       "confusion_matrix")  # fmt: skip
+SCRIPTS = sorted(ep.name for ep in entry_points(group="console_scripts") if ep.value.startswith("fcnseg."))
+
+
+def test_imports_from_another_folder_with_its_api(tmp_path):
+    code = (
+        "import json, sys, fcnseg\n"
+        f"names = {list(API)!r}\n"
+        "print(json.dumps({'version': fcnseg.__version__, 'missing': [n for n in names if not hasattr(fcnseg, n)],"
+        " 'all': sorted(fcnseg.__all__),"
+        " 'submodules': [m for m in ('fcnseg.fcn', 'fcnseg.pipeline', 'fcnseg.train') if m in sys.modules]}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing puts the checkout on sys.path
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["version"] == fcnseg.__version__ != "0+unknown"
+    assert info["missing"] == [] and set(API) <= set(info["all"])
+    assert info["submodules"] == ["fcnseg.fcn", "fcnseg.pipeline", "fcnseg.train"]
+    # TensorFlow's CPU-only start-up lines are filtered; nothing else is hidden (see the next test).
+    assert "cuInit" not in done.stderr and "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr
+
+
+def test_the_start_up_filter_lets_other_messages_through(capfd):
+    from fcnseg._quiet_tf import filtered_stderr
+
+    with filtered_stderr():
+        os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: no driver\n")
+        os.write(2, b"W0000 real_warning.cc:1] something a user must see\n")
+    err = capfd.readouterr().err
+    assert "something a user must see" in err and "cuInit" not in err
+
+
+def test_every_console_script_answers_help():
+    assert {"fcnseg-train", "fcnseg-evaluate", "fcnseg-download", "fcnseg-predict"} <= set(SCRIPTS)
+    for script in SCRIPTS:
+        done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (script, done.stderr)
+        assert done.stdout.startswith(f"usage: {script}"), script
+
+
+# ------------------------------------------------------------------ fcnseg-predict
+
+
+@pytest.fixture(scope="module")
+def small_model_file(tmp_path_factory):
+    """A random-weight FCN-8s with CamVid's 11 classes, saved as a user's best.keras would be."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "fcn8s.keras"
+    fcnseg.build_fcn("fcn8s", num_classes=11, backbone_weights=None, fc_units=16).save(path)
+    return path
+
+
+@pytest.fixture()
+def photos(camvid_root, tmp_path):
+    """Two real CamVid test frames, the real VOC image, and a corrupt JPEG among them."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for frame in sorted((camvid_root / "test").glob("*.png"))[:2]:
+        (folder / frame.name).symlink_to(frame)
+    (folder / "001763.jpg").symlink_to(SAMPLE_ROOT / "JPEGImages" / "001763.jpg")
+    (folder / "broken.jpg").write_bytes((SAMPLE_ROOT / "JPEGImages" / "001763.jpg").read_bytes()[:300])
+    return folder
+
+
+def _predict(*args):
+    return subprocess.run(["fcnseg-predict", *map(str, args), "--quiet"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path):
+    out = tmp_path / "out"
+    done = _predict(small_model_file, photos, "--out", out)
+    assert done.returncode == 1, done.stderr  # one input failed
+    assert "broken.jpg" in done.stderr and "Cannot decode" in done.stderr
+    good = sorted(p for p in photos.iterdir() if p.name != "broken.jpg")
+    assert len(good) == 3
+    for photo in good:
+        width, height = Image.open(photo).size
+        mask = np.asarray(Image.open(out / "masks" / f"{photo.stem}.png"))
+        assert mask.shape == (height, width) and mask.dtype == np.uint8 and mask.max() < 11
+        for kind in ("colored", "overlays"):
+            picture = Image.open(out / kind / f"{photo.stem}.png")
+            assert picture.size == (width, height) and picture.mode == "RGB"
+        # The mask is the model's prediction for that photo.
+        model = fcnseg.load_fcn(small_model_file)
+        np.testing.assert_array_equal(mask, fcnseg.predict_mask(model, photo))
+    assert not any((out / kind / "broken.png").exists() for kind in ("masks", "colored", "overlays"))
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no half-written temporary files
+
+    # A second run keeps what exists (byte for byte) and only reports the bad file again.
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.png")}
+    again = _predict(small_model_file, photos, "--out", out)
+    assert again.returncode == 1 and "0 file(s) written, 9 kept" in again.stdout
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.png")} == before
+
+
+def test_segment_files_overwrite_globs_and_missing_inputs(small_model_file, photos, tmp_path):
+    model = fcnseg.load_fcn(small_model_file)
+    out = tmp_path / "seg"
+    first = fcnseg.segment_files(model, [str(photos / "*.jpg")], out, progress=False)
+    assert sorted(first["failed"]) == [str(photos / "broken.jpg")] and len(first["written"]) == 3
+    (out / "colored" / "001763.png").unlink()
+    second = fcnseg.segment_files(model, [photos / "001763.jpg", tmp_path / "nope.jpg"], out, progress=False)
+    assert second["written"] == [out / "colored" / "001763.png"] and len(second["kept"]) == 2
+    assert "No such image file" in second["failed"][str(tmp_path / "nope.jpg")]
+    third = fcnseg.segment_files(model, [photos / "001763.jpg"], out, overwrite=True, progress=False)
+    assert len(third["written"]) == 3 and third["kept"] == []
+    with pytest.raises(ValueError, match="dataset 'voc2007' has 21"):
+        fcnseg.segment_files(model, [photos], out, dataset="voc2007")
+
+
+# ------------------------------------------------------------------ results/ files
+
+
+ABSOLUTE = re.compile(r"""(?:^|["'\s=(])(?:/(?:[\w.-]+/)+[\w.-]*|[A-Za-z]:\\)""")
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_no_results_file_records_an_absolute_path():
+    files = [p for p in (REPO / "results").rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".csv", ".txt", ".md")]
+    assert files, "results/ holds no text files to check"
+    offenders = []
+    for path in files:
+        text = path.read_text()
+        if path.suffix == ".json":
+            bad = [s for s in _strings(json.loads(text)) if os.path.isabs(s) or re.match(r"[A-Za-z]:\\", s)]
+        else:
+            bad = ABSOLUTE.findall(text)
+        offenders += [f"{path.relative_to(REPO)}: {b}" for b in bad]
+    assert offenders == []
+
+
+def test_portable_paths(tmp_path, monkeypatch):
+    from fcnseg.files import portable_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAMVID_ROOT", str(tmp_path / "elsewhere" / "camvid"))
+    assert portable_path(tmp_path / "runs" / "best.keras") == "runs/best.keras"
+    assert portable_path("relative/x.h5") == "relative/x.h5"
+    assert portable_path(tmp_path.parent / "other" / "w.h5") == "w.h5"
+    assert portable_path(tmp_path / "elsewhere" / "camvid" / "test") in ("$CAMVID_ROOT/test", "elsewhere/camvid/test")
+    monkeypatch.chdir(REPO)
+    assert portable_path(tmp_path / "elsewhere" / "camvid" / "test") == "$CAMVID_ROOT/test"
