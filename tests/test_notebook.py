@@ -315,7 +315,7 @@ def run_notebook(tmp_path, **parameters):
 def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
     results = tmp_path / "results"
     out = run_notebook(
-        tmp_path, quick=True, dataset="voc2007", data_root=SAMPLE, download=False,
+        tmp_path, quick=True, dataset="voc2007", data_root=str(SAMPLE), download=False,
         results_dir=str(results), backbone_weights=backbone_weights, eval_scales=[1.0, 1.25], eval_flip=True,
     )  # fmt: skip
 

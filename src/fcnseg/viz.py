@@ -322,7 +322,7 @@ def plot_time_to_quality(runs, *, metric="val_mean_iou", title=None) -> Figure:
     """
     if not isinstance(runs, Mapping) or not runs:
         raise ValueError("runs must be a non-empty {label: history} mapping.")
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(10, 4.2 + 0.2 * len(runs)), layout="constrained")
     by_time, by_epoch = fig.subplots(1, 2)
     for label, history in runs.items():
         logs = _read_history(history)
@@ -343,7 +343,7 @@ def plot_time_to_quality(runs, *, metric="val_mean_iou", title=None) -> Figure:
     for ax in (by_time, by_epoch):
         ax.set_ylabel(metric.replace("_", " "))
         ax.grid(alpha=0.3)
-    by_time.legend(fontsize=8, loc="lower right")
+    fig.legend(*by_time.get_legend_handles_labels(), loc="outside lower center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

@@ -1,0 +1,61 @@
+"""results/time_to_quality.png: validation mean IoU against wall-clock training time and epochs.
+
+Reads the CamVid runs' records in results/ (``<run>_history.csv`` and
+``<run>_metrics.json``, copied there from each run folder):
+
+- the reference recipe, one stage;
+- the project's first FCN-8s recipe, five stages chained (each stage starts
+  from the previous one's best checkpoint, so its curve continues where the
+  last stopped);
+- the project's one-stage FCN-8s recipe.
+
+Runs whose history has no ``epoch_seconds`` column (those trained before
+`fcnseg.train` logged it) are drawn with the run's ``train_seconds`` spread
+evenly over its epochs. Each label names the machine it ran on.
+
+    python3 bench/time_to_quality.py            # writes results/time_to_quality.png
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from fcnseg.viz import plot_time_to_quality, save_figure
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+EARLIER_CPU = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"
+THIS_CPU = "2-core AMD EPYC, AVX2, float32"
+RUNS = {
+    f"reference recipe, FCN-32s ({EARLIER_CPU})": ["camvid_reference"],
+    f"FCN-8s, 5 stages chained ({EARLIER_CPU})": [f"camvid_fcn8s_stage{i}" for i in range(1, 6)],
+    f"FCN-8s, one stage ({THIS_CPU})": ["camvid_fcn8s_onestage"],
+}
+
+
+def load_run(names: list[str]) -> dict[str, list[float]]:
+    """val_mean_iou and epoch_seconds of the runs `names`, one after the other."""
+    scores, seconds = [], []
+    for name in names:
+        with open(RESULTS / f"{name}_history.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        metrics = json.loads((RESULTS / f"{name}_metrics.json").read_text())
+        even = metrics["train_seconds"] / len(rows)
+        scores += [float(row["val_mean_iou"]) for row in rows]
+        seconds += [float(row["epoch_seconds"]) if row.get("epoch_seconds") else even for row in rows]
+    return {"val_mean_iou": scores, "epoch_seconds": seconds}
+
+
+def main() -> int:
+    runs = {label: load_run(names) for label, names in RUNS.items()
+            if all((RESULTS / f"{n}_history.csv").is_file() for n in names)}  # fmt: skip
+    fig = plot_time_to_quality(runs, title="CamVid, validation mean IoU (the Keras metric on val crops/frames); "
+                                           "encoder: vgg16_hed_bsds500_notop.h5")  # fmt: skip
+    print(save_figure(fig, RESULTS / "time_to_quality.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
