@@ -101,9 +101,10 @@ def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", de
     return keras.optimizers.Adam(learning_rate)
 
 
-def is_chief(strategy=None) -> bool:
-    """Whether this process writes the run's files: always, except on the
-    non-chief workers of a multi-worker strategy (TensorFlow's ``should_checkpoint``)."""
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files under `strategy` (None: the default
+    one): always, except on the non-chief workers of a multi-worker strategy
+    (TensorFlow's ``should_checkpoint``)."""
     return (strategy or tf.distribute.get_strategy()).extended.should_checkpoint
 
 
