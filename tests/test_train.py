@@ -174,7 +174,7 @@ print("RESULT " + json.dumps(result))
 def distributed(camvid_root, vgg_weights, tmp_path_factory):
     """Train a step under MirroredStrategy over two logical CPUs (set up before TF starts: a new process)."""
     out = tmp_path_factory.mktemp("distributed")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CAMVID_ROOT": str(camvid_root),
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "CAMVID_ROOT": str(camvid_root),
            "FCN_BACKBONE_WEIGHTS": str(vgg_weights), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(out)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)

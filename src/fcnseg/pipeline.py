@@ -67,6 +67,9 @@ def make_dataset(
         drop_remainder: default: when augmenting (fixed batch shapes).
         validate: check every file and image/mask size up front (headers only).
 
+    `batch_size` is the global batch: under a `tf.distribute` strategy each
+    replica gets an equal share of it (on several workers, different images).
+
     Example:
 
     >>> ds = make_dataset(SAMPLE_ROOT, "val", batch_size=1)  # doctest: +SKIP
@@ -117,7 +120,15 @@ def make_dataset(
         ds = ds.map(lambda i, m: (i + mean, m))
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(_data_sharding())
+
+
+def _data_sharding() -> tf.data.Options:
+    """Under a multi-worker strategy each worker keeps its own share of every
+    (global) batch: the pipeline starts from sample indices, not files tf.data could split."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
 
 
 def _decoder(samples, spec):

@@ -15,9 +15,13 @@ From a shell (trains, then scores the best checkpoint at full resolution):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,6 +97,13 @@ def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", de
     return keras.optimizers.Adam(learning_rate)
 
 
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run's files under `strategy` (None: the default
+    one): always, except on the non-chief workers of a multi-worker strategy
+    (TensorFlow's ``should_checkpoint``)."""
+    return (strategy or tf.distribute.get_strategy()).extended.should_checkpoint
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Save the model when the monitored score improves, atomically.
 
@@ -100,6 +111,12 @@ class BestCheckpoint(keras.callbacks.Callback):
     resumed run (``resume=True``) does not overwrite a better checkpoint with a
     worse one. A fresh run starts its own record; the previous file stays until
     the new run's first finished epoch replaces it.
+
+    Under a multi-worker strategy every worker saves (reading distributed
+    variables may need all of them), but only the chief's file is kept: the
+    others save into a temporary folder and delete it, as Keras' own
+    checkpoints do. The record must be readable by every worker (a shared
+    ``checkpoint_dir``) so that all of them agree on when to save.
     """
 
     def __init__(self, path, monitor: str = MONITOR, *, resume: bool = False):
@@ -121,9 +138,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value) or value <= self._best:
             return
-        with atomic_path(self.path) as tmp:
-            self.model.save(tmp)
-        write_json(self.record, {self.monitor: float(value), "epoch": epoch + 1})
+        if is_chief(self.model.distribute_strategy):
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+            write_json(self.record, {self.monitor: float(value), "epoch": epoch + 1})
+        else:
+            with tempfile.TemporaryDirectory(prefix="fcnseg-worker-") as tmp:
+                self.model.save(Path(tmp) / self.path.name)
         self._best = value
 
 
@@ -203,7 +224,10 @@ def train(
         checkpoint_dir: ``best.keras`` (+ ``best.json``), ``history.csv`` and
             ``backup/`` (`BackupAndRestore`: rerun the same call after a crash
             and training resumes from the last finished epoch).
-        strategy: a `tf.distribute.Strategy` (e.g. `MirroredStrategy`).
+        strategy: a `tf.distribute.Strategy` (e.g. `MirroredStrategy`). Under
+            `MultiWorkerMirroredStrategy` only the chief writes into
+            `checkpoint_dir`, which every worker must be able to read (it
+            resumes from the chief's backup).
         jit_compile: compile the train step with XLA.
 
     Raises:
@@ -211,8 +235,10 @@ def train(
     """
     epochs = positive_int("epochs", epochs)
     strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
     checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = checkpoint_dir / "backup"
     resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
 
@@ -233,34 +259,47 @@ def train(
 
     monitor = MONITOR if val_ds is not None else "mean_iou"
     guard = NaNGuard()
-    csv_logger = keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming)
-    cbs = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        guard,
-        BestCheckpoint(checkpoint_dir / "best.keras", monitor, resume=resuming),
-        *callbacks,
-    ]
-    if schedule == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
-    if tensorboard:
-        cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
-    cbs += [LogLearningRate(), EpochTimer(), csv_logger]  # last, so the log has the rate the scheduler just set
+    csv_logger = keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming) if chief else None
+    with contextlib.ExitStack() as stack:
+        backup = backup_dir if chief else _private_backup(backup_dir, stack)
+        cbs = [
+            keras.callbacks.BackupAndRestore(str(backup)),
+            guard,
+            BestCheckpoint(checkpoint_dir / "best.keras", monitor, resume=resuming),
+            *callbacks,
+        ]
+        if schedule == "plateau":
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
+        if tensorboard and chief:
+            cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
+        cbs += [LogLearningRate(), EpochTimer()]
+        if csv_logger:
+            cbs.append(csv_logger)  # last, so the log has the rate the scheduler just set
+        try:
+            return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
+        except FloatingPointError:
+            if not guard.where:
+                raise
+            epoch, batch = guard.where
+            best = checkpoint_dir / "best.keras"
+            kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
+            raise FloatingPointError(
+                f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept} "
+                "(rerunning with the same checkpoint_dir resumes from the last finished epoch). "
+                "Lower the learning rate, check the data for corrupt masks, or use float32."
+            ) from None
+        finally:
+            if csv_logger:
+                csv_logger.on_train_end()  # close history.csv also when fit was interrupted
 
-    try:
-        return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
-    except FloatingPointError:
-        if not guard.where:
-            raise
-        epoch, batch = guard.where
-        best = checkpoint_dir / "best.keras"
-        kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
-        raise FloatingPointError(
-            f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept} "
-            "(rerunning with the same checkpoint_dir resumes from the last finished epoch). "
-            "Lower the learning rate, check the data for corrupt masks, or use float32."
-        ) from None
-    finally:
-        csv_logger.on_train_end()  # close history.csv also when fit was interrupted
+
+def _private_backup(backup_dir: Path, stack: contextlib.ExitStack) -> Path:
+    """A non-chief worker's backup folder: a temporary copy of the chief's `backup_dir`
+    (so every worker resumes from the same epoch and weights), deleted when `stack` closes."""
+    private = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fcnseg-worker-"))) / "backup"
+    if backup_dir.is_dir():
+        shutil.copytree(backup_dir, private)
+    return private
 
 
 def _check_created_in_scope(model, strategy):
@@ -271,17 +310,82 @@ def _check_created_in_scope(model, strategy):
         )
 
 
+class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """TensorFlow's multi-worker strategy, with the `reduce` that Keras 3's `fit` expects
+    (keras-team/keras#20585): nested values are reduced leaf by leaf, as
+    `MirroredStrategy.reduce` does (fit reduces a whole (images, masks) batch when it
+    builds the model), and a scalar is reduced across replicas whatever `axis` says
+    (fit asks for ``axis=0`` on the per-replica loss and metrics)."""
+
+    def reduce(self, reduce_op, value, axis):
+        def reduce_one(v):
+            scalar = self.experimental_local_results(v)[0].shape.rank == 0
+            return super(MultiWorkerMirroredStrategy, self).reduce(reduce_op, v, None if scalar else axis)
+
+        return tf.nest.map_structure(reduce_one, value)
+
+
 def make_strategy(name: str = "none"):
     """``"none"`` (the default strategy), ``"mirrored"`` (every local GPU, or the CPU)
-    or ``"multiworker"`` (the cluster described by the ``TF_CONFIG`` variable)."""
+    or ``"multiworker"`` (the cluster described by the ``TF_CONFIG`` variable).
+
+    Call it at program start: a multi-worker strategy must exist before
+    TensorFlow runs its first operation (e.g. before building a dataset).
+    """
     strategies = {
         "none": lambda: None,
         "mirrored": tf.distribute.MirroredStrategy,
-        "multiworker": tf.distribute.MultiWorkerMirroredStrategy,
+        "multiworker": MultiWorkerMirroredStrategy,
     }
     if name not in strategies:
         raise ValueError(f"Unknown strategy {name!r}: use one of {sorted(strategies)}.")
+    if name == "multiworker":
+        check_tf_config(os.environ.get("TF_CONFIG"))
     return strategies[name]()
+
+
+TF_CONFIG_EXAMPLE = json.dumps(
+    {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}
+)
+
+
+def check_tf_config(text: str | None) -> dict:
+    """Parse a ``TF_CONFIG`` value for ``--strategy multiworker``, or raise a
+    `ValueError` that says what is wrong and shows an example.
+
+    >>> check_tf_config(TF_CONFIG_EXAMPLE)["task"]
+    {'type': 'worker', 'index': 0}
+    """
+    def fail(problem):
+        raise ValueError(
+            f"--strategy multiworker needs the TF_CONFIG environment variable: {problem}. Set it on every "
+            f"worker, with the same cluster and this worker's own task (worker 0 is the chief), e.g.\n"
+            f"  TF_CONFIG='{TF_CONFIG_EXAMPLE}'"
+        )
+
+    if not text:
+        fail("it is not set")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        fail(f"it is not valid JSON ({e})")
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
+        fail('it has no "cluster" object')
+    cluster = config["cluster"]
+    if not isinstance(cluster.get("worker", cluster.get("chief")), list):
+        fail('its "cluster" has no "worker" (or "chief") list of "host:port" addresses')
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
+            fail(f'its cluster job {job!r} is not a list of "host:port" addresses')
+    task = config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        fail('it has no "task" object with a "type" and an "index"')
+    if task["type"] not in ("chief", "worker") or task["type"] not in cluster:
+        fail(f'its task type {task["type"]!r} is not a "chief" or "worker" job of the cluster')
+    index, size = task["index"], len(cluster[task["type"]])
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+        fail(f"its task index {index!r} is not one of 0..{size - 1} (the cluster's {task['type']!r} list)")
+    return config
 
 
 def _parse_args(argv=None):
@@ -334,13 +438,17 @@ def main(argv=None) -> int:
 
 
 def run(argv=None) -> dict:
-    """Train from command-line arguments, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it."""
+    """Train from command-line arguments, then score the best checkpoint; writes ``<out>/metrics.json`` and returns it.
+
+    In a multi-worker run only the chief scores and writes; the other workers return ``{}``.
+    """
     from fcnseg.evaluate import evaluate
     from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
     from fcnseg.losses import median_frequency_weights
     from fcnseg.pipeline import class_pixel_counts, make_dataset
 
     args = _parse_args(argv)
+    strategy = make_strategy(args.strategy)  # first: TensorFlow must not have started yet
     keras.utils.set_random_seed(args.seed)
     args.precision = set_precision(args.precision)
     spec = get_spec(args.dataset)
@@ -369,9 +477,11 @@ def run(argv=None) -> dict:
         build,
         train_ds, val_ds, epochs=args.epochs, loss=args.loss, class_weights=class_weights,
         learning_rate=args.lr, schedule=args.schedule, checkpoint_dir=out, jit_compile=args.jit,
-        strategy=make_strategy(args.strategy), verbose=2,
+        strategy=strategy, verbose=2,
     )
     train_seconds = time.time() - started
+    if not is_chief(strategy):
+        return {}
     eval_split = args.eval_split or ("test" if spec.name == "camvid" else "val")
     model = load_fcn(out / "best.keras")
     scores = evaluate(model, args.root, eval_split, dataset=spec, input_size=args.eval_input_size,

@@ -1,0 +1,265 @@
+"""Multi-worker training: two `fcnseg-train` worker processes on 127.0.0.1 under
+`MultiWorkerMirroredStrategy` (TensorFlow's own collectives over gRPC) on a few
+real CamVid frames, a worker killed mid-epoch and the run resumed, TF_CONFIG
+errors, and mixed-precision loss scaling."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from fcnseg.fcn import build_fcn, load_fcn
+from fcnseg.pipeline import make_dataset
+from fcnseg.train import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy, run, set_precision, train
+
+REPO = Path(__file__).resolve().parent.parent
+RUN_FILES = ["best.json", "best.keras", "history.csv", "metrics.json"]
+WORKER_TIMEOUT = 240  # seconds for one launch of both workers; a hung worker fails the test
+
+# The real CLI entry point (`fcnseg.train:main`), with a probe callback added through the
+# Python API: each worker records its step counts, its first local batch and its final weights
+# under PROBE_DIR and, with PAUSE_AT_EPOCH2 set, pauses after epoch 2's first step.
+WORKER = """
+import importlib, json, os, sys, time
+from pathlib import Path
+import keras, numpy as np
+cli = importlib.import_module("fcnseg.train")
+probe_dir = Path(os.environ["PROBE_DIR"])
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+pause = float(os.environ.get("PAUSE_AT_EPOCH2", 0))
+
+class Probe(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.steps.append(0)
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1] += 1
+        if pause and self.epoch == 1 and batch == 0:
+            (probe_dir / f"paused{index}").touch()
+            time.sleep(pause)
+    def on_train_end(self, logs=None):
+        self.model.save_weights(probe_dir / f"worker{index}.weights.h5")
+        (probe_dir / f"steps{index}.json").write_text(json.dumps(self.steps))
+
+def probed_train(model, train_ds, *args, strategy, callbacks=(), **kwargs):
+    images, _ = next(iter(strategy.experimental_distribute_dataset(train_ds)))
+    np.save(probe_dir / f"batch{index}.npy", strategy.experimental_local_results(images)[0].numpy())
+    return train(model, train_ds, *args, strategy=strategy, callbacks=[*callbacks, Probe()], **kwargs)
+
+train, cli.train = cli.train, probed_train
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tf_configs(workers: int = 2) -> list[str]:
+    cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(workers)]}
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
+
+
+def small_camvid(camvid_root, root):
+    """4 train, 2 val and 2 test frames (symlinks): 2 steps of global batch 2 per epoch."""
+    for split, count in (("train", 4), ("val", 2), ("test", 2)):
+        for folder in (split, f"{split}annot"):
+            (root / folder).mkdir(parents=True)
+            for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
+                (root / folder / path.name).symlink_to(path)
+    return root
+
+
+def cli_args(root, out, epochs):
+    return ["--dataset", "camvid", "--root", str(root), "--variant", "fcn32s", "--backbone-weights", "none",
+            "--fc-units", "32", "--image-size", "64", "64", "--batch-size", "2", "--epochs", str(epochs),
+            "--precision", "float32", "--schedule", "constant", "--strategy", "multiworker", "--out", str(out)]
+
+
+def launch(configs, args, tmp_path, name, *, probe=True, **env):
+    """Start one worker process per TF_CONFIG; stdout and stderr go to <name><i>.log."""
+    base = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # gRPC stays on loopback
+    base.update(PYTHONPATH=os.pathsep.join([str(REPO / "src"), base.get("PYTHONPATH", "")]),
+                TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp_path / "worker_tmp"), PROBE_DIR=str(tmp_path / "probe"), **env)
+    command = [sys.executable, "-c", WORKER] if probe else [sys.executable, "-m", "fcnseg.train"]
+    (tmp_path / "worker_tmp").mkdir(exist_ok=True)
+    (tmp_path / "probe").mkdir(exist_ok=True)
+    procs = []
+    for i, config in enumerate(configs):
+        log = open(tmp_path / f"{name}{i}.log", "w")
+        procs.append(subprocess.Popen([*command, *args], cwd=tmp_path, env={**base, "TF_CONFIG": config},
+                                      stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+    return procs
+
+
+def kill(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def wait_all(procs, tmp_path, name, timeout=WORKER_TIMEOUT):
+    """Wait for every worker to succeed; kill them all and fail with their logs otherwise."""
+    deadline = time.monotonic() + timeout
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for proc in procs:
+            kill(proc)
+    codes = [proc.returncode for proc in procs]
+    logs = "\n".join(f"--- worker {i}:\n" + (tmp_path / f"{name}{i}.log").read_text()[-3000:] for i in range(len(procs)))
+    assert codes == [0] * len(procs), f"exit codes {codes} (negative: killed after {timeout} s)\n{logs}"
+
+
+def history_epochs(out):
+    with open(out / "history.csv", newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def weights(path) -> list[np.ndarray]:
+    with h5py.File(path, "r") as f:
+        arrays = []
+        f.visititems(lambda _, node: arrays.append(node[()]) if isinstance(node, h5py.Dataset) else None)
+    return arrays
+
+
+def assert_one_consistent_run(out, epochs):
+    """The chief's files only: no backup, no half-written temporary file, a loadable best model."""
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert history_epochs(out) == list(range(epochs))
+    best = json.loads((out / "best.json").read_text())
+    assert 1 <= best["epoch"] <= epochs
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_checkpoint"] == best and 0 <= metrics["mean_iou"] <= 1
+    assert load_fcn(out / "best.keras").output_shape == (None, None, None, 11)
+
+
+@pytest.fixture(scope="module")
+def two_workers(camvid_root, tmp_path_factory):
+    """Two epochs on two worker processes; returns the run folder and the probe folder."""
+    tmp_path = tmp_path_factory.mktemp("two_workers")
+    root = small_camvid(camvid_root, tmp_path / "camvid")
+    out = tmp_path / "run"
+    wait_all(launch(tf_configs(), cli_args(root, out, 2), tmp_path, "worker"), tmp_path, "worker")
+    return out, tmp_path
+
+
+def test_two_workers_train_and_end_with_identical_weights(two_workers):
+    _, tmp_path = two_workers
+    probe = tmp_path / "probe"
+    assert json.loads((probe / "steps0.json").read_text()) == json.loads((probe / "steps1.json").read_text()) == [2, 2]
+    final = [weights(probe / f"worker{i}.weights.h5") for i in range(2)]
+    assert len(final[0]) == len(final[1]) > 0
+    for a, b in zip(*final):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_each_worker_gets_its_own_share_of_the_global_batch(two_workers):
+    _, tmp_path = two_workers
+    batches = [np.load(tmp_path / "probe" / f"batch{i}.npy") for i in range(2)]
+    assert batches[0].shape == batches[1].shape == (1, 64, 64, 3)  # --batch-size 2 over 2 workers
+    assert not np.array_equal(batches[0], batches[1])
+
+
+def test_only_the_chief_writes_the_run_files(two_workers):
+    out, tmp_path = two_workers
+    assert_one_consistent_run(out, epochs=2)
+    assert not list((tmp_path / "worker_tmp").iterdir())  # the other worker's saves were deleted
+
+
+def test_a_killed_worker_is_restarted_and_the_run_resumes(camvid_root, tmp_path):
+    root = small_camvid(camvid_root, tmp_path / "camvid")
+    out = tmp_path / "run"
+    configs, args = tf_configs(), cli_args(root, out, 2)
+
+    procs = launch(configs, args, tmp_path, "first", PAUSE_AT_EPOCH2="5")
+    try:
+        deadline = time.monotonic() + WORKER_TIMEOUT
+        while not (tmp_path / "probe" / "paused1").exists():
+            assert time.monotonic() < deadline and procs[1].poll() is None, (tmp_path / "first1.log").read_text()[-3000:]
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGKILL)  # mid-epoch 2
+        assert procs[1].wait(timeout=30) == -signal.SIGKILL
+        try:  # the survivor may hang in a collective with its dead peer
+            procs[0].wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        for proc in procs:
+            kill(proc)
+    assert history_epochs(out) == [0]
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+    # The same command on both workers: the chief's backup brings both to epoch 2.
+    restarted = launch(configs, args, tmp_path, "again", probe=False)
+    wait_all(restarted, tmp_path, "again")
+    assert_one_consistent_run(out, epochs=2)
+    log = (tmp_path / "again0.log").read_text()
+    assert "Epoch 2/2" in log and "Epoch 1/2" not in log  # only the unfinished epoch ran again
+
+
+# ------------------------------------------------------------------ TF_CONFIG errors
+
+
+@pytest.mark.parametrize(
+    "config, problem",
+    [
+        (None, "it is not set"),
+        ("{cluster: ", "it is not valid JSON"),
+        ('["worker"]', 'no "cluster" object'),
+        ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "worker", "index": 0}}', 'no "worker" (or "chief") list'),
+        ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', '"host:port" addresses'),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}}', 'no "task" object'),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 0}}', "task type 'ps'"),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}', "index 2 is not one of 0..1"),
+        ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": "0"}}', "index '0'"),
+    ],
+)
+def test_a_bad_tf_config_says_what_is_wrong_and_shows_an_example(config, problem):
+    with pytest.raises(ValueError) as error:
+        check_tf_config(config)
+    assert problem in str(error.value) and TF_CONFIG_EXAMPLE in str(error.value)
+
+
+def test_the_cli_refuses_multiworker_without_tf_config(monkeypatch, tmp_path):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable: it is not set"):
+        run(["--dataset", "camvid", "--root", str(tmp_path), "--strategy", "multiworker", "--out", str(tmp_path)])
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}')
+    with pytest.raises(ValueError, match="index 1 is not one of 0..0"):
+        make_strategy("multiworker")
+    assert not list(tmp_path.iterdir())  # refused before reading data or writing anything
+
+
+# ------------------------------------------------------------------ mixed precision
+
+
+def test_mixed_float16_training_scales_the_loss(camvid_root, tmp_path):
+    """train() compiles under the global policy: Keras wraps Adam in a LossScaleOptimizer."""
+    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(64, 64), batch_size=1).take(1)
+    try:
+        set_precision("mixed_float16")
+        history = train(lambda: build_fcn("fcn32s", num_classes=11, fc_units=32, backbone_weights=None), ds,
+                        epochs=0, checkpoint_dir=tmp_path, verbose=0)
+    finally:
+        set_precision("float32")
+    assert isinstance(history.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(history.model.optimizer.inner_optimizer, keras.optimizers.Adam)
