@@ -170,7 +170,8 @@ def test_export_names_the_missing_converter_package(models, tmp_path, monkeypatc
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real_find_spec(name, *a))
+    hide_tf2onnx = lambda name, *args: None if name == "tf2onnx" else real_find_spec(name, *args)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", hide_tf2onnx)
     with pytest.raises(ModuleNotFoundError, match="pip install tf2onnx"):
         export_model(models["fcn8s"], tmp_path / "m.onnx", format="onnx")
 
