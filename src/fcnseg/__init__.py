@@ -13,7 +13,7 @@ notebook once the package is installed (``pip install -e .`` in the checkout):
 
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.train`, `fcnseg.evaluate`,
-`fcnseg.predict`, `fcnseg.segment`, `fcnseg.viz`, `fcnseg.download`,
+`fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`, `fcnseg.download`,
 `fcnseg.config` (the notebook's parameters).
 """
 
@@ -30,6 +30,7 @@ from fcnseg.datasets import (
     read_split,
 )
 from fcnseg.evaluate import evaluate
+from fcnseg.export import export_model
 from fcnseg.fcn import build_fcn, count_flops, load_fcn, load_fcn_weights
 from fcnseg.metrics import (
     SegmentationMeanIoU,
@@ -70,6 +71,7 @@ __all__ = [
     "confusion_matrix",
     "count_flops",
     "evaluate",
+    "export_model",
     "folder_dataset",
     "frequency_weighted_iou",
     "get_spec",

@@ -56,9 +56,11 @@ class PadToMultiple(layers.Layer):
         self.multiple = multiple
 
     def call(self, x):
+        # (m - n % m) % m, not (-n) % m: both operands of each mod stay non-negative, so exporters
+        # that turn a mod into truncating division (tf2onnx's FloorMod) compute the same padding.
         shape = ops.shape(x)
-        pad_h = (-shape[1]) % self.multiple
-        pad_w = (-shape[2]) % self.multiple
+        pad_h = (self.multiple - shape[1] % self.multiple) % self.multiple
+        pad_w = (self.multiple - shape[2] % self.multiple) % self.multiple
         return ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
 
     def compute_output_shape(self, input_shape):

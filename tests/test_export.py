@@ -1,0 +1,196 @@
+"""Exported models (SavedModel, ONNX, LiteRT) compute what the Keras model computes.
+
+Every variant is exported once per format (module-scoped fixtures), then one
+process per format that does not import fcnseg (tests/export_check.py) runs
+the files on a real CamVid test frame and the VOC sample image at their own
+sizes (LiteRT: the frame, at its fixed 360x480). Its class maps must agree
+with `predict_mask` on >= 99.9% of pixels and its logits with `predict_logits`
+within LOGIT_RTOL of the largest logit. Random weights (seeded; backbone_weights=None,
+fc_units=32) with zero-mean score kernels, so that the maps hold several classes.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from fcnseg import SAMPLE_ROOT, build_fcn, export_model, load_image, predict_logits, predict_mask
+from fcnseg.export import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKER = ROOT / "tests" / "export_check.py"
+TIMEOUT_S = 240
+NUM_CLASSES = 11
+VARIANTS = {
+    "fcn32s_bilinear": dict(variant="fcn32s"),
+    "fcn32s_notebook": dict(variant="fcn32s", decoder="notebook"),
+    "fcn16s": dict(variant="fcn16s"),
+    "fcn8s": dict(variant="fcn8s"),
+}
+LITERT_SIZE = (360, 480)  # CamVid's frame size
+SUFFIXES = {"tf_saved_model": "", "onnx": ".onnx", "litert": ".tflite"}
+LOGIT_RTOL = 1e-4  # float32 in every runtime: measured differences are below 1e-5 of the largest logit
+MIN_AGREEMENT = 0.999
+
+
+def small_fcn(name: str, seed: int) -> keras.Model:
+    """A seeded random FCN whose score kernels have zero mean over their inputs.
+
+    Random ReLU features share one dominant direction, which plain random score
+    kernels turn into one class everywhere; removing the mean spreads the argmax.
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_fcn(**VARIANTS[name], num_classes=NUM_CLASSES, backbone_weights=None, fc_units=32,
+                      skip_scales=(1.0, 1.0))  # fmt: skip
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name in ("score_fr", "score_pool4", "score_pool3"):
+            kernel = rng.normal(size=layer.kernel.shape) / np.sqrt(layer.kernel.shape[2])
+            layer.kernel.assign(kernel - kernel.mean(axis=2, keepdims=True))
+    return model
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {name: small_fcn(name, seed) for seed, name in enumerate(VARIANTS)}
+
+
+@pytest.fixture(scope="module")
+def images(camvid_root):
+    frames = sorted((camvid_root / "test").glob("*.png"))[:1]
+    found = {p.stem: load_image(p) for p in frames}
+    found["voc_001763"] = load_image(SAMPLE_ROOT / "JPEGImages" / "001763.jpg")
+    assert [im.shape for im in found.values()] == [(360, 480, 3), (375, 500, 3)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def references(models, images):
+    return {(m, i): (predict_logits(model, image[None])[0], predict_mask(model, image))
+            for m, model in models.items() for i, image in images.items()}  # fmt: skip
+
+
+def run_checker(fmt: str, paths, images: dict, work: Path) -> list[dict]:
+    """Run the exported files in a fresh process that cannot import fcnseg; return their outputs."""
+    np.savez(work / "inputs.npz", **images)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, str(CHECKER), fmt, str(work / "inputs.npz"), str(work), *map(str, paths)]
+    with subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"export_check.py {fmt} took over {TIMEOUT_S} s")
+    assert proc.returncode == 0, f"export_check.py {fmt} failed:\n{err[-3000:]}"
+    assert len(out.splitlines()) == len(paths) and all(json.loads(line) for line in out.splitlines())
+    return [dict(np.load(work / f"{i}.npz")) for i in range(len(paths))]
+
+
+@pytest.fixture(scope="module", params=list(SUFFIXES))
+def runtime_outputs(request, models, images, tmp_path_factory):
+    """(format, {variant: checker outputs}, {variant: exported path}) for every variant."""
+    fmt = request.param
+    work = tmp_path_factory.mktemp(fmt)
+    size = LITERT_SIZE if fmt == "litert" else None
+    paths = {name: export_model(model, work / f"{name}{SUFFIXES[fmt]}", format=fmt, input_size=size)
+             for name, model in models.items()}  # fmt: skip
+    runnable = {k: v for k, v in images.items() if size is None or v.shape[:2] == size}
+    outputs = run_checker(fmt, paths.values(), runnable, work)
+    return fmt, dict(zip(paths, outputs)), paths
+
+
+def assert_agrees(outputs: dict, references: dict, variant: str, min_agreement=MIN_AGREEMENT, rtol=LOGIT_RTOL):
+    names = [k.removeprefix("classes_") for k in outputs if k.startswith("classes_")]
+    assert names
+    for name in names:
+        logits, mask = references[(variant, name)]
+        classes = outputs[f"classes_{name}"]
+        assert classes.shape == mask.shape and outputs[f"logits_{name}"].shape == logits.shape
+        assert np.unique(mask).size >= 2, "the weights must separate classes for the check to mean anything"
+        agreement = (classes == mask).mean()
+        assert agreement >= min_agreement, f"{variant} {name}: class maps agree on {agreement:.4%}"
+        atol = rtol * np.abs(logits).max()
+        np.testing.assert_allclose(outputs[f"logits_{name}"], logits, rtol=0, atol=atol, err_msg=f"{variant} {name}")
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_exported_model_matches_keras_in_its_runtime(runtime_outputs, references, variant):
+    fmt, outputs, _ = runtime_outputs
+    assert_agrees(outputs[variant], references, variant)
+
+
+def test_litert_float16_halves_the_file_and_agrees(models, images, references, tmp_path):
+    plain = tmp_path / "fcn8s.tflite"
+    half = tmp_path / "fcn8s_fp16.tflite"
+    export_model(models["fcn8s"], plain, format="litert", input_size=LITERT_SIZE)
+    export_model(models["fcn8s"], half, format="litert", input_size=LITERT_SIZE, quantize="float16")
+    assert 0.45 < half.stat().st_size / plain.stat().st_size < 0.55
+    frames = {k: v for k, v in images.items() if v.shape[:2] == LITERT_SIZE}
+    (outputs,) = run_checker("litert", [half], frames, tmp_path)
+    assert_agrees(outputs, references, "fcn8s", min_agreement=0.995, rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(format="keras"), "Unknown export format"),
+        (dict(format="litert"), "fixed input_size"),
+        (dict(format="litert", input_size=(360,)), "two positive integers"),
+        (dict(format="onnx", quantize="float16"), "LiteRT only"),
+        (dict(format="litert", input_size=(64, 64), quantize="int4"), "Unknown quantize"),
+    ],
+)
+def test_export_refuses_bad_arguments(models, tmp_path, kwargs, message):
+    suffix = ".tflite" if kwargs["format"] == "litert" else ".onnx"
+    with pytest.raises(ValueError, match=message):
+        export_model(models["fcn8s"], tmp_path / f"m{suffix}", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_an_existing_path_unless_overwrite(models, tmp_path):
+    target = tmp_path / "served"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_model(models["fcn32s_bilinear"], target)
+    assert (target / "old.txt").exists()
+    export_model(models["fcn32s_bilinear"], target, overwrite=True)
+    assert (target / "saved_model.pb").is_file() and not (target / "old.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # no temporary left beside it
+
+
+def test_export_names_the_missing_converter_package(models, tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    hide_tf2onnx = lambda name, *args: None if name == "tf2onnx" else real_find_spec(name, *args)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", hide_tf2onnx)
+    with pytest.raises(ModuleNotFoundError, match="pip install tf2onnx"):
+        export_model(models["fcn8s"], tmp_path / "m.onnx", format="onnx")
+
+
+def test_cli_exports_a_saved_model_file_and_refuses_to_overwrite(models, tmp_path, capsys):
+    saved = tmp_path / "fcn8s.keras"
+    models["fcn8s"].save(saved)
+    out = tmp_path / "fcn8s.tflite"
+    argv = [str(saved), "--format", "litert", "--out", str(out), "--input-size", "64", "96"]
+    assert main(argv) == 0 and out.is_file()
+    assert "Wrote" in capsys.readouterr().out
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv[:-3], "--overwrite"]) == 2  # litert without --input-size
+    assert "input_size" in capsys.readouterr().err
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--format" in capsys.readouterr().out
