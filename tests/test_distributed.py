@@ -258,7 +258,7 @@ def test_mixed_float16_training_scales_the_loss(camvid_root, tmp_path):
     try:
         set_precision("mixed_float16")
         history = train(lambda: build_fcn("fcn32s", num_classes=11, fc_units=32, backbone_weights=None), ds,
-                        epochs=0, checkpoint_dir=tmp_path, verbose=0)
+                        epochs=1, checkpoint_dir=tmp_path, verbose=0)
     finally:
         set_precision("float32")
     assert isinstance(history.model.optimizer, keras.optimizers.LossScaleOptimizer)

@@ -35,6 +35,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from fcnseg.checks import one_of, size_hw
 from fcnseg.files import atomic_dir, atomic_path
 
 FORMATS = ("tf_saved_model", "onnx", "litert")
@@ -66,7 +67,7 @@ def serving_model(model: keras.Model, input_size=None) -> keras.Model:
     >>> serving_model(build_fcn("fcn8s", num_classes=11, backbone_weights=None)).output_shape  # doctest: +SKIP
     {'classes': (None, None, None), 'logits': (None, None, None, 11)}
     """
-    size = model.input_shape[1:3] if input_size is None else _check_size(input_size)
+    size = model.input_shape[1:3] if input_size is None else size_hw("input_size", input_size)
     images = keras.Input((*size, model.input_shape[-1]), dtype="uint8", name="images")
     logits = model(ops.cast(images, "float32"))
     return keras.Model(images, {"logits": logits, "classes": class_map(logits)}, name=f"{model.name}_serving")
@@ -111,12 +112,11 @@ def export_model(
 
 def _check_export(path: Path, format, input_size, quantize, overwrite) -> dict:
     """Validate `export_model`'s arguments; return the extra Keras export kwargs for `format`."""
-    if format not in FORMATS:
-        raise ValueError(f"Unknown export format {format!r}: use one of {FORMATS}.")
+    one_of("export format", format, FORMATS)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True (fcnseg-export --overwrite) to replace it.")
     if input_size is not None:
-        _check_size(input_size)
+        size_hw("input_size", input_size)
     missing = [pip for module, pip in CONVERTERS.get(format, ()) if importlib.util.find_spec(module) is None]
     if missing:
         raise ModuleNotFoundError(f"The {format} export needs {' and '.join(missing)}: "
@@ -140,8 +140,8 @@ def _litert_options(quantize) -> dict:
     """Converter settings for Keras' LiteRT export: built-in ops only, plus the quantization asked for."""
     import tensorflow as tf
 
-    if quantize not in (None, *QUANTIZATIONS):
-        raise ValueError(f"Unknown quantize={quantize!r}: use None or one of {QUANTIZATIONS}.")
+    if quantize is not None:
+        one_of("quantize", quantize, QUANTIZATIONS)
     # Built-in ops only: the file then runs on the plain LiteRT runtime (no Flex delegate) or fails to convert.
     target_spec = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
     if quantize is None:
@@ -149,14 +149,6 @@ def _litert_options(quantize) -> dict:
     if quantize == "float16":
         target_spec["supported_types"] = [tf.float16]
     return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": target_spec}
-
-
-def _check_size(input_size) -> tuple[int, int]:
-    """``(height, width)`` as two positive ints, else `ValueError`."""
-    size = tuple(input_size)
-    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ValueError(f"input_size must be (height, width), two positive integers, got {input_size!r}.")
-    return size
 
 
 def main(argv=None) -> int:

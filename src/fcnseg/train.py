@@ -337,9 +337,7 @@ def make_strategy(name: str = "none"):
         "mirrored": tf.distribute.MirroredStrategy,
         "multiworker": MultiWorkerMirroredStrategy,
     }
-    if name not in strategies:
-        raise ValueError(f"Unknown strategy {name!r}: use one of {sorted(strategies)}.")
-    if name == "multiworker":
+    if one_of("strategy", name, tuple(strategies)) == "multiworker":
         check_tf_config(os.environ.get("TF_CONFIG"))
     return strategies[name]()
 
