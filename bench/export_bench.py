@@ -120,5 +120,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
     sys.exit(main())

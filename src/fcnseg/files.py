@@ -71,7 +71,7 @@ def portable_path(path, env_vars=("VOC_ROOT", "CAMVID_ROOT", "FCN_BACKBONE_WEIGH
 
     >>> portable_path("runs/fcn8s/best.keras")
     'runs/fcn8s/best.keras'
-    >>> portable_path("/data/weights/vgg16_notop.h5")
+    >>> portable_path(Path("/") / "data" / "vgg16_notop.h5")  # outside the working folder
     'vgg16_notop.h5'
     """
     if path is None:
