@@ -1,7 +1,6 @@
 """Tests for fcnseg.predict and fcnseg.evaluate: masks at the input's own size whatever
 its size, channels or dtype, input_size, refusals, and scores on real CamVid and VOC."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
