@@ -399,6 +399,8 @@ def _parse_args(argv=None):
     p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
                    help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
     p.add_argument("--fc-units", type=int, default=4096, help="width of fc6/fc7 (1x1 convolutions)")
+    p.add_argument("--frozen-blocks", type=int, default=0, choices=range(6), metavar="N",
+                   help="keep VGG16 blocks 1..N fixed (cheaper steps)")
     p.add_argument("--image-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     p.add_argument("--scale-range", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     p.add_argument("--color-jitter", type=float, default=0.0,
@@ -469,7 +471,8 @@ def run(argv=None) -> dict:
         if args.init_from:
             return load_fcn(args.init_from)
         return build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
-                         decoder=args.decoder, skip_scales=tuple(args.skip_scales), fc_units=args.fc_units)
+                         decoder=args.decoder, skip_scales=tuple(args.skip_scales), fc_units=args.fc_units,
+                         frozen_blocks=args.frozen_blocks)
 
     train(
         build,

@@ -1,0 +1,152 @@
+"""Mixed precision: the class-score layers compute in float32 under every policy
+(oneDNN's AMX bfloat16 kernels corrupt the heap when training a convolution from
+fc7's wide input to a few classes), for new models and for models saved before
+that rule, and real training under ``mixed_bfloat16`` on CPUs with AMX.
+
+The policy is set in a subprocess where it matters, so no other test sees it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from fcnseg.fcn import CLASS_LAYERS, build_fcn, load_fcn
+from fcnseg.train import auto_precision
+
+CONFIGS = [("fcn32s", "bilinear"), ("fcn32s", "notebook"), ("fcn16s", "bilinear"), ("fcn8s", "bilinear")]
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the first CPU in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+HAS_AMX = "amx_bf16" in cpu_flags()
+
+
+@pytest.fixture
+def bf16_policy():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def class_layers(model):
+    return [layer for layer in model.layers if layer.name in CLASS_LAYERS]
+
+
+def assert_classes_compute_in_float32(model, num_classes):
+    layers_ = class_layers(model)
+    assert layers_, "the model has no class-score layers"
+    for layer in layers_:
+        assert layer.compute_dtype == "float32", layer.name
+        if hasattr(layer, "kernel"):  # run it for real on a bfloat16 input: the output is float32
+            x = ops.ones((1, 2, 2, layer.kernel.shape[-1 if "upscore" in layer.name else -2]), "bfloat16")
+            assert layer(x).dtype == "float32", layer.name
+    # everything else follows the mixed policy
+    assert model.get_layer("fc7").compute_dtype == "bfloat16"
+    assert model.output.shape[-1] == num_classes
+
+
+@pytest.mark.parametrize("variant,decoder", CONFIGS)
+def test_class_layers_compute_in_float32_under_mixed_bfloat16(bf16_policy, variant, decoder):
+    model = build_fcn(variant, decoder=decoder, num_classes=5, fc_units=32, backbone_weights=None)
+    names = {layer.name for layer in class_layers(model)}
+    expected = {"fcn32s": {"score_fr", "upscore32"}, "fcn16s": {"score_fr", "upscore2", "score_pool4", "fuse_pool4",
+                "upscore16"}, "fcn8s": {"score_fr", "upscore2", "score_pool4", "fuse_pool4", "upscore_pool4",
+                "score_pool3", "fuse_pool3", "upscore8"}}[variant] if decoder == "bilinear" else {"classifier"}
+    assert names == expected
+    assert_classes_compute_in_float32(model, 5)
+
+
+def _as_saved_before_the_fix(path: Path, policy: str = "mixed_bfloat16") -> Path:
+    """Rewrite a .keras file so that its class-score layers carry `policy`, as files saved
+    by fcnseg before the float32 rule do."""
+    with zipfile.ZipFile(path) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    config = json.loads(files["config.json"])
+    changed = 0
+    for layer in config["config"]["layers"]:
+        if layer["name"] in CLASS_LAYERS:
+            layer["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
+                                        "config": {"name": policy}, "registered_name": None}
+            changed += 1
+    assert changed
+    files["config.json"] = json.dumps(config).encode()
+    old = path.with_name("before_fix.keras")
+    with zipfile.ZipFile(old, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return old
+
+
+def test_a_model_saved_before_the_rule_loads_with_float32_class_layers(bf16_policy, tmp_path):
+    model = build_fcn("fcn8s", num_classes=11, fc_units=32, backbone_weights=None)
+    model.save(tmp_path / "m.keras")
+    old = _as_saved_before_the_fix(tmp_path / "m.keras")
+    raw = keras.saving.load_model(old)  # what Keras alone gives: the old policy
+    assert {layer.compute_dtype for layer in class_layers(raw)} == {"bfloat16"}
+    assert_classes_compute_in_float32(load_fcn(old), 11)
+
+
+def test_auto_precision_matches_the_cpu_flags():
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        assert auto_precision() == "mixed_float16"
+    elif not Path("/proc/cpuinfo").is_file():
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    else:
+        expected = "mixed_bfloat16" if "avx512_bf16" in cpu_flags() else "float32"
+        assert auto_precision() == expected
+
+
+# A subprocess per case: a heap corruption kills the process, and the message must say which case.
+TRAIN_UNDER_BF16 = textwrap.dedent("""
+    import sys, numpy as np, keras
+    from fcnseg.fcn import build_fcn, load_fcn
+    from fcnseg.train import set_precision, train
+    from fcnseg.pipeline import make_dataset
+    import tensorflow as tf
+    variant, decoder, classes, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    assert set_precision("mixed_bfloat16") == "mixed_bfloat16"
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 288, 384, 3)).astype("float32")
+    y = rng.integers(0, classes, (8, 288, 384)).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    build = lambda: build_fcn(variant, decoder=decoder, num_classes=classes, backbone_weights=None)
+    history = train(build, ds, epochs=2, checkpoint_dir=out, verbose=0)
+    model = load_fcn(out + "/best.keras")  # then load_fcn + fit, as --init-from does
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(ds, epochs=1, verbose=0)
+    losses = history.history["loss"]
+    assert all(np.isfinite(losses)), losses
+    print("ok", losses)
+""")
+
+
+@pytest.mark.skipif(not HAS_AMX, reason="the CPU has no AMX (no amx_bf16 in /proc/cpuinfo): "
+                    "the oneDNN bfloat16 crash this guards against happens on AMX CPUs only")
+@pytest.mark.parametrize("classes", [2, 5, 11, 21])
+@pytest.mark.parametrize("variant,decoder", CONFIGS)
+def test_training_under_mixed_bfloat16_on_amx(tmp_path, variant, decoder, classes):
+    proc = subprocess.run([sys.executable, "-c", TRAIN_UNDER_BF16, variant, decoder, str(classes), str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, f"{variant}/{decoder}, {classes} classes: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    assert "ok" in proc.stdout
