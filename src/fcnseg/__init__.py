@@ -41,6 +41,7 @@ from fcnseg.metrics import (
     pixel_accuracy,
 )
 from fcnseg.pipeline import make_dataset
+from fcnseg.pretrained import PRETRAINED, pretrained_info
 from fcnseg.predict import predict_logits, predict_mask, predict_masks
 from fcnseg.segment import segment_files
 from fcnseg.train import set_precision, train
@@ -61,6 +62,7 @@ except PackageNotFoundError:  # imported from a source tree that was not install
     __version__ = "0+unknown"
 
 __all__ = [
+    "PRETRAINED",
     "SAMPLE_ROOT",
     "DatasetSpec",
     "SegmentationMeanIoU",
@@ -90,6 +92,7 @@ __all__ = [
     "predict_logits",
     "predict_mask",
     "predict_masks",
+    "pretrained_info",
     "read_split",
     "save_figure",
     "segment_files",
