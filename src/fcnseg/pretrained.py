@@ -61,23 +61,47 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def release_model(model, path, *, card: dict) -> Path:
-    """Write `model` for users: its architecture and weights without the optimizer's
-    state (a trained run's ``best.keras`` carries Adam's two moments, 3x the size),
-    and ``card`` (classes, input contract, scores...) as JSON beside it, with the
-    file's SHA-256 added.
+def release_model(run_dir, name: str = "camvid-fcn8s", *, out_dir=None) -> Path:
+    """Release a training run's best model as the shipped model `name`.
 
-    >>> release_model(load_fcn("runs/camvid_fcn8s/best.keras"), "models/camvid_fcn8s.keras",
-    ...               card={"classes": list(CAMVID_CLASSES)})   # doctest: +SKIP
+    Writes ``<stem>.keras``: the architecture and weights of ``run_dir/best.keras``
+    without the optimizer's state (Adam's two moments would triple the size),
+    and ``<stem>.json``: the card with the class list, the input contract, the
+    recipe and scores from ``run_dir/metrics.json``, and the file's SHA-256.
+
+    >>> release_model("runs/camvid_fcn8s", "camvid-fcn8s")   # doctest: +SKIP
+    PosixPath('.../models/camvid_fcn8s.keras')
     """
     import keras
 
+    from fcnseg.datasets import get_spec
+    from fcnseg.fcn import load_fcn
     from fcnseg.files import atomic_path, write_json
 
-    path = Path(path)
+    run_dir = Path(run_dir)
+    stem = PRETRAINED[one_of("pretrained model", name, tuple(PRETRAINED))]
+    path = Path(out_dir or models_dir()) / f"{stem}.keras"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    model = load_fcn(run_dir / "best.keras")
     weights_only = keras.models.clone_model(model)
     weights_only.set_weights(model.get_weights())
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         weights_only.save(tmp)
-    write_json(path.with_suffix(".json"), {**card, "file": path.name, "sha256": file_sha256(path)})
+    spec = get_spec(metrics["recipe"]["dataset"])
+    card = {
+        "name": name,
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "dataset": spec.name,
+        "classes": list(spec.classes),
+        "input": {"channels": model.input_shape[-1], "values": "RGB, 0..255 (uint8 or float)",
+                  "size": "any height and width"},
+        "output": f"logits (batch, height, width, {model.output_shape[-1]}) at the input's size; argmax = class id",
+        "parameters": model.count_params(),
+        **{k: metrics[k] for k in ("recipe", "backbone_weights", "best_checkpoint", "train_seconds")},
+        "test": {k: metrics[k] for k in ("split", "num_images", "mean_iou", "frequency_weighted_iou",
+                                         "pixel_accuracy", "iou_per_class")},
+    }
+    write_json(path.with_suffix(".json"), card)
     return path
