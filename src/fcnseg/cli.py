@@ -140,17 +140,18 @@ def run_train(argv=None) -> dict:
 
     from fcnseg.datasets import get_spec
     from fcnseg.evaluate import evaluate
-    from fcnseg.fcn import build_fcn, load_fcn
+    from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
     from fcnseg.pipeline import make_dataset
     from fcnseg.report import encoder_label, write_metrics
     from fcnseg.train import set_precision, train
 
+    options["backbone_weights"] = resolve_backbone_weights(recipes.value(options, "backbone_weights"))
     seed = recipes.value(options, "seed")
     keras.utils.set_random_seed(seed)
     precision = set_precision(recipes.value(options, "precision"))
     spec = get_spec(recipes.value(options, "dataset"))
     out = Path(args.out or recipes.run_dir(options))
-    data = {**recipes.options_for(options, "make_dataset"), "cache": True}
+    data = {"cache": True, **recipes.options_for(options, "make_dataset")}
     class_weights, _ = data.pop("class_weights", None), data.pop("seed", None)
     train_ds = make_dataset(args.root, args.train_split, augment=True, seed=seed, class_weights=class_weights, **data)
     val_ds = make_dataset(args.root, args.val_split, **data)
@@ -172,7 +173,7 @@ def run_train(argv=None) -> dict:
     parameters = {"recipe": args.recipe, **options, "precision": precision, "root": args.root, "out": out,
                   "init_from": args.init_from, "strategy": args.strategy, **_test_time(args)}  # fmt: skip
     metrics = write_metrics(out / "metrics.json", scores, parameters=parameters, train_seconds=train_seconds,
-                            encoder=encoder_label(recipes.value(options, "backbone_weights"), args.init_from),
+                            encoder=encoder_label(options["backbone_weights"], args.init_from),
                             run_dir=out)  # fmt: skip
     return _printed(metrics)
 

@@ -299,7 +299,10 @@ def load_fcn(path) -> keras.Model:
     """Load a model saved with ``model.save("x.keras")``, in Keras' safe mode.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
-    a ``.keras`` file from an untrusted source cannot run code when loaded.
+    a ``.keras`` file from an untrusted source cannot run code when loaded. The
+    model comes back uncompiled (`fcnseg.train.train` compiles it; prediction
+    needs no compiling), so files saved with the loss and metric classes of
+    older fcnseg versions load too.
     The class-score layers (`CLASS_LAYERS`) of a model saved by an older
     fcnseg under a mixed policy are switched to float32, as `build_fcn`
     makes them, so the model trains on AMX CPUs too.
@@ -310,7 +313,7 @@ def load_fcn(path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"Model file not found: {path}")
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as e:
         if "safe_mode" not in str(e):
             raise
