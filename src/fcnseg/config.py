@@ -15,7 +15,6 @@ fcnseg.config.ParameterError: Unknown variant 'fcn64s': use one of 'fcn32s', 'fc
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import numbers
 import os
@@ -162,17 +161,18 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
     `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file) nothing is trained.
     """
-    with _as_parameter_errors():
+    try:
         quick, download = flag("quick", quick), flag("download", download)
         if overrides is not None and not isinstance(overrides, dict):
             raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
-        options = recipes.recipe(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
-        options = _checked(options)
-    if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
-        raise ParameterError(f"results_dir must be a folder path, got {results_dir!r}.")
-    if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
-        raise ParameterError(f"data_root must be a folder path or None, got {data_root!r}.")
-    checkpoint = _checkpoint(checkpoint)
+        options = _checked(recipes.recipe(recipe, **{**(QUICK if quick else {}), **(overrides or {})}))
+        if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
+            raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
+        if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
+            raise ValueError(f"data_root must be a folder path or None, got {data_root!r}.")
+        checkpoint = _checkpoint(checkpoint)
+    except ValueError as e:  # the notebook's own error type, with the check's message
+        raise ParameterError(str(e)) from None
     notes = []
 
     spec = get_spec(recipes.value(options, "dataset"))
@@ -213,17 +213,6 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     return cfg
 
 
-@contextlib.contextmanager
-def _as_parameter_errors():
-    """Re-raise a `ValueError` of a check as `ParameterError` (the notebook's own error type)."""
-    try:
-        yield
-    except ParameterError:
-        raise
-    except ValueError as e:
-        raise ParameterError(str(e)) from None
-
-
 def _checked(options: dict) -> dict:
     """The checks of the functions the options go to, run before anything else; returns
     the options with sizes and scales normalised and the encoder weights resolved."""
@@ -256,12 +245,12 @@ def _checkpoint(checkpoint) -> Path | None:
     if checkpoint is None:
         return None
     if not isinstance(checkpoint, (str, os.PathLike)):
-        raise ParameterError(f"checkpoint must be the path of a .keras file or None, got {checkpoint!r}.")
+        raise ValueError(f"checkpoint must be the path of a .keras file or None, got {checkpoint!r}.")
     path = Path(checkpoint).expanduser()
     if path.suffix != ".keras":
-        raise ParameterError(f"checkpoint must be a .keras file saved by fcnseg.train.train, got {path}.")
+        raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train.train, got {path}.")
     if not path.is_file():
-        raise ParameterError(f"checkpoint {path} does not exist (leave checkpoint=None to train).")
+        raise ValueError(f"checkpoint {path} does not exist (leave checkpoint=None to train).")
     return path
 
 
