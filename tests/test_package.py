@@ -45,6 +45,7 @@ def test_imports_from_another_folder_with_its_api(tmp_path):
 
 IMPORT_CHANGES_NOTHING = """
 import json, os, sys
+import keras, tensorflow  # first: their own settings (TF2_BEHAVIOR, ...) are not fcnseg's
 dup2_calls = []
 real_dup2 = os.dup2
 os.dup2 = lambda fd, fd2, *a: (dup2_calls.append(fd2), real_dup2(fd, fd2, *a))[1]  # records, then does it
