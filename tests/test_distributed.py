@@ -20,20 +20,23 @@ import pytest
 
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.pipeline import make_dataset
-from fcnseg.train import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy, run, set_precision, train
+from fcnseg.cli import run_train as run
+from fcnseg.distribute import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy
+from fcnseg.train import set_precision, train
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = ["best.json", "best.keras", "history.csv", "metrics.json"]
 WORKER_TIMEOUT = 240  # seconds for one launch of both workers; a hung worker fails the test
 
-# The real CLI entry point (`fcnseg.train:main`), with a probe callback added through the
+# The real CLI entry point (`fcnseg.cli:main_train`), with a probe callback added through the
 # Python API: each worker records its step counts, its first local batch and its final weights
 # under PROBE_DIR and, with PAUSE_AT_EPOCH2 set, pauses after epoch 2's first step.
 WORKER = """
 import importlib, json, os, sys, time
 from pathlib import Path
 import keras, numpy as np
-cli = importlib.import_module("fcnseg.train")
+cli = importlib.import_module("fcnseg.cli")
+training = importlib.import_module("fcnseg.train")
 probe_dir = Path(os.environ["PROBE_DIR"])
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 pause = float(os.environ.get("PAUSE_AT_EPOCH2", 0))
@@ -58,8 +61,8 @@ def probed_train(model, train_ds, *args, strategy, callbacks=(), **kwargs):
     np.save(probe_dir / f"batch{index}.npy", strategy.experimental_local_results(images)[0].numpy())
     return train(model, train_ds, *args, strategy=strategy, callbacks=[*callbacks, Probe()], **kwargs)
 
-train, cli.train = cli.train, probed_train
-sys.exit(cli.main(sys.argv[1:]))
+train, training.train = training.train, probed_train  # the CLI imports fcnseg.train's train when it runs
+sys.exit(cli.main_train(sys.argv[1:]))
 """
 
 
@@ -85,7 +88,8 @@ def small_camvid(camvid_root, root):
 
 
 def cli_args(root, out, epochs):
-    return ["--dataset", "camvid", "--root", str(root), "--variant", "fcn32s", "--backbone-weights", "none",
+    return ["--dataset", "camvid", "--root", str(root), "--variant", "fcn32s", "--decoder", "bilinear",
+            "--loss", "sparse_ce", "--backbone-weights", "none",
             "--fc-units", "32", "--image-size", "64", "64", "--batch-size", "2", "--epochs", str(epochs),
             "--precision", "float32", "--schedule", "constant", "--strategy", "multiworker", "--out", str(out)]
 
@@ -95,7 +99,7 @@ def launch(configs, args, tmp_path, name, *, probe=True, **env):
     base = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # gRPC stays on loopback
     base.update(PYTHONPATH=os.pathsep.join([str(REPO / "src"), base.get("PYTHONPATH", "")]),
                 TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp_path / "worker_tmp"), PROBE_DIR=str(tmp_path / "probe"), **env)
-    command = [sys.executable, "-c", WORKER] if probe else [sys.executable, "-m", "fcnseg.train"]
+    command = [sys.executable, "-c", WORKER] if probe else [sys.executable, "-m", "fcnseg.cli", "train"]
     (tmp_path / "worker_tmp").mkdir(exist_ok=True)
     (tmp_path / "probe").mkdir(exist_ok=True)
     procs = []

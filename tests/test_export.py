@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from fcnseg import SAMPLE_ROOT, build_fcn, export_model, load_image, predict_logits, predict_mask
-from fcnseg.export import main
+from fcnseg.cli import main_export as main
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER = ROOT / "tests" / "export_check.py"

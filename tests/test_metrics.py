@@ -1,11 +1,13 @@
 """Tests for fcnseg.metrics and fcnseg.losses: hand-computed examples, an independent
-per-class implementation, the Keras metric against the NumPy scores, and void handling."""
+per-class implementation, the Keras metric against the NumPy scores, and void handling
+(class weights as the per-pixel weights the pipeline yields)."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from fcnseg.datasets import VOID
-from fcnseg.losses import MaskedBinaryCrossEntropy, MaskedCrossEntropy, median_frequency_weights
+from fcnseg.losses import make_loss, median_frequency_weights
 from fcnseg.metrics import (
     SegmentationMeanIoU,
     confusion_matrix,
@@ -14,6 +16,7 @@ from fcnseg.metrics import (
     mean_iou,
     pixel_accuracy,
 )
+from fcnseg.pipeline import weigh_pixels
 
 rng = np.random.default_rng(0)
 
@@ -99,21 +102,17 @@ def test_confusion_matrix_rejects_unknown_ids_and_empty_scores_are_nan():
 
 
 def one_hot_with_void(labels, num_classes):
-    """One-hot targets whose void pixels are all-zero, as make_dataset(one_hot=True) gives."""
+    """One-hot targets whose void pixels are all-zero."""
     return np.eye(num_classes, dtype="float32")[np.where(labels == VOID, 0, labels)] * (labels != VOID)[..., None]
 
 
-@pytest.mark.parametrize("target", ["sparse", "sparse_channel", "one_hot"])
+@pytest.mark.parametrize("target", ["sparse", "sparse_channel"])
 def test_segmentation_mean_iou_agrees_with_mean_iou(target):
     num_classes = 5
     labels = random_labels((3, 11, 13), num_classes, absent=(4,))
     logits = rng.normal(size=(3, 11, 13, num_classes)).astype("float32")
     logits[..., 4] -= 100  # class 4 never predicted either: must be left out of both means
-    y_true = {
-        "sparse": labels,
-        "sparse_channel": labels[..., None],
-        "one_hot": one_hot_with_void(labels, num_classes),
-    }[target]
+    y_true = {"sparse": labels, "sparse_channel": labels[..., None]}[target]
 
     metric = SegmentationMeanIoU(num_classes)
     metric.update_state(y_true[:2], logits[:2])  # accumulates over batches
@@ -130,6 +129,12 @@ def log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+def pixel_weights(labels, class_weights):
+    """The per-pixel weights make_dataset(..., class_weights=...) yields for these masks."""
+    ds = tf.data.Dataset.from_tensors((tf.zeros((*labels.shape, 3)), tf.constant(labels, tf.int32)))
+    return next(iter(weigh_pixels(ds, list(class_weights))))[2].numpy()
+
+
 @pytest.fixture
 def batch():
     labels = random_labels((2, 6, 7), 4, void_share=0.3)
@@ -141,42 +146,45 @@ def test_cross_entropy_equals_hand_computation_on_valid_pixels(batch):
     labels, logits = batch
     valid = labels != VOID
     nll = -np.take_along_axis(log_softmax(logits), np.where(valid, labels, 0)[..., None], -1)[..., 0]
-    assert float(MaskedCrossEntropy()(labels, logits)) == pytest.approx(nll[valid].mean(), rel=1e-5)
+    loss = make_loss("sparse_ce")
+    assert float(loss(labels, logits)) == pytest.approx(nll[valid].mean(), rel=1e-5)
 
     weights = np.array([1.0, 3.0, 0.5, 2.0])
     w = weights[labels[valid]]
-    weighted = float(MaskedCrossEntropy(class_weights=weights)(labels, logits))
+    weighted = float(loss(labels, logits, sample_weight=pixel_weights(labels, weights)))
     assert weighted == pytest.approx(np.sum(w * nll[valid]) / np.sum(w), rel=1e-5)
     assert weighted != pytest.approx(nll[valid].mean(), rel=1e-3)
     # Only the relative weights matter: scaling them all leaves the loss unchanged.
-    assert float(MaskedCrossEntropy(class_weights=10 * weights)(labels, logits)) == pytest.approx(weighted, rel=1e-5)
+    scaled = float(loss(labels, logits, sample_weight=pixel_weights(labels, 10 * weights)))
+    assert scaled == pytest.approx(weighted, rel=1e-5)
 
 
-def test_binary_cross_entropy_one_hot_equals_hand_computation(batch):
+def test_binary_cross_entropy_equals_hand_computation_on_one_hot_targets(batch):
     labels, logits = batch
     valid = labels != VOID
     targets = one_hot_with_void(labels, 4)
     probabilities = 1 / (1 + np.exp(-logits.astype(np.float64)))
     bce = -(targets * np.log(probabilities) + (1 - targets) * np.log(1 - probabilities)).mean(-1)
     expected = bce[valid].mean()
-    assert float(MaskedBinaryCrossEntropy()(targets, logits)) == pytest.approx(expected, rel=1e-5)
-    assert float(MaskedBinaryCrossEntropy()(labels, logits)) == pytest.approx(expected, rel=1e-5)  # sparse too
+    assert float(make_loss("bce")(labels, logits)) == pytest.approx(expected, rel=1e-5)  # sparse labels
+    assert float(make_loss("bce_onehot")(labels[..., None], logits)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize(
-    "loss", [MaskedCrossEntropy(), MaskedCrossEntropy(class_weights=[1, 2, 3, 4]), MaskedBinaryCrossEntropy()]
-)
-@pytest.mark.parametrize("one_hot", [False, True])
-def test_losses_ignore_void(batch, loss, one_hot):
+@pytest.mark.parametrize("loss, class_weights", [("sparse_ce", None), ("sparse_ce", [1, 2, 3, 4]), ("bce", None)])
+def test_losses_ignore_void(batch, loss, class_weights):
     labels, logits = batch
-    y_true = one_hot_with_void(labels, 4) if one_hot else labels
+    loss = make_loss(loss)
+
+    def value(labels, logits):
+        weights = None if class_weights is None else pixel_weights(labels, class_weights)
+        return float(loss(labels, logits, sample_weight=weights))
+
     changed = logits.copy()
     changed[labels == VOID] = rng.normal(scale=50, size=(np.sum(labels == VOID), 4))
-    assert float(loss(y_true, changed)) == pytest.approx(float(loss(y_true, logits)), rel=1e-6)
+    assert value(labels, changed) == pytest.approx(value(labels, logits), rel=1e-6)
 
-    all_void = np.full_like(labels, VOID)
-    value = float(loss(one_hot_with_void(all_void, 4) if one_hot else all_void, logits))
-    assert np.isfinite(value) and abs(value) < 1e-6
+    all_void = value(np.full_like(labels, VOID), logits)
+    assert np.isfinite(all_void) and abs(all_void) < 1e-6
 
 
 def test_median_frequency_weights():

@@ -1,13 +1,13 @@
-"""The installed package: importable from any folder with its public API, console
-scripts that answer --help, fcnseg-predict on real images, and results files that
-hold no machine paths."""
+"""The installed package: importable from any folder with its public API, leaving the
+process's stderr and environment alone, console scripts that answer --help without
+TensorFlow, fcnseg-predict on real images, and results files that hold no machine paths."""
 
 import json
 import os
 import re
 import subprocess
 import sys
-from importlib.metadata import entry_points
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 API = ("build_fcn", "load_fcn", "make_dataset", "read_split", "load_image", "load_mask", "folder_dataset", "train",
        "evaluate", "predict_mask", "predict_masks", "colorize", "overlay", "show_predictions", "mean_iou",
        "confusion_matrix")  # fmt: skip
-SCRIPTS = sorted(ep.name for ep in entry_points(group="console_scripts") if ep.value.startswith("fcnseg."))
+SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]  # name -> module:function
 
 
 def test_imports_from_another_folder_with_its_api(tmp_path):
@@ -29,7 +29,7 @@ def test_imports_from_another_folder_with_its_api(tmp_path):
         "import json, sys, fcnseg\n"
         f"names = {list(API)!r}\n"
         "print(json.dumps({'version': fcnseg.__version__, 'missing': [n for n in names if not hasattr(fcnseg, n)],"
-        " 'all': sorted(fcnseg.__all__),"
+        " 'all': sorted(fcnseg.__all__), 'train': callable(fcnseg.train) and fcnseg.train.__module__,"
         " 'submodules': [m for m in ('fcnseg.fcn', 'fcnseg.pipeline', 'fcnseg.train') if m in sys.modules]}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing puts the checkout on sys.path
@@ -40,12 +40,43 @@ def test_imports_from_another_folder_with_its_api(tmp_path):
     assert info["version"] == fcnseg.__version__ != "0+unknown"
     assert info["missing"] == [] and set(API) <= set(info["all"])
     assert info["submodules"] == ["fcnseg.fcn", "fcnseg.pipeline", "fcnseg.train"]
-    # TensorFlow's CPU-only start-up lines are filtered; nothing else is hidden (see the next test).
-    assert "cuInit" not in done.stderr and "absl::InitializeLog" not in done.stderr and "cudart_stub" not in done.stderr
+    assert info["train"] == "fcnseg.train"  # the function, though fcnseg.train is also a submodule
+
+
+IMPORT_CHANGES_NOTHING = """
+import json, os, sys
+import keras, tensorflow  # first: their own settings (TF2_BEHAVIOR, ...) are not fcnseg's
+dup2_calls = []
+real_dup2 = os.dup2
+os.dup2 = lambda fd, fd2, *a: (dup2_calls.append(fd2), real_dup2(fd, fd2, *a))[1]  # records, then does it
+before = dict(os.environ), os.fstat(2).st_ino
+import fcnseg
+model = fcnseg.build_fcn("fcn8s", num_classes=3, fc_units=8, backbone_weights=None)  # TensorFlow at work
+print(json.dumps({"environ": dict(os.environ) == before[0], "fd2": os.fstat(2).st_ino == before[1],
+                  "dup2": dup2_calls, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def test_import_leaves_stderr_and_the_environment_alone():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", IMPORT_CHANGES_NOTHING], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info == {"environ": True, "fd2": True, "dup2": [], "tensorflow": True}
+
+
+def test_quiet_tensorflow_filters_the_start_up_lines_only():
+    code = "import fcnseg; fcnseg.quiet_tensorflow(); import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+    for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations"):
+        assert noise not in done.stderr
 
 
 def test_the_start_up_filter_lets_other_messages_through(capfd):
-    from fcnseg._quiet_tf import filtered_stderr
+    from fcnseg.quiet import filtered_stderr
 
     with filtered_stderr():
         os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: no driver\n")
@@ -54,12 +85,43 @@ def test_the_start_up_filter_lets_other_messages_through(capfd):
     assert "something a user must see" in err and "cuInit" not in err
 
 
-def test_every_console_script_answers_help():
-    assert {"fcnseg-train", "fcnseg-evaluate", "fcnseg-download", "fcnseg-predict"} <= set(SCRIPTS)
-    for script in SCRIPTS:
-        done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=180)
-        assert done.returncode == 0, (script, done.stderr)
-        assert done.stdout.startswith(f"usage: {script}"), script
+RUN_SCRIPT = """
+import resource, sys
+module, function = sys.argv[1].split(":")
+try:
+    code = getattr(__import__(module, fromlist=[function]), function)(sys.argv[2:])
+except SystemExit as e:
+    code = e.code
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("\nRESULT", code, "tensorflow" in sys.modules, usage.ru_utime + usage.ru_stime)
+"""
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_every_console_script_answers_help_and_argument_errors_without_tensorflow(script):
+    """Each script of pyproject.toml (run as its entry point) answers at once: under a second of CPU."""
+    for args, exit_code in ((["--help"], 0), (["--no-such-option"], 2)):
+        done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, SCRIPTS[script], *args], capture_output=True,
+                              text=True, timeout=180)  # fmt: skip
+        code, tensorflow, seconds = done.stdout.strip().splitlines()[-1].split()[1:]
+        assert (int(code), tensorflow) == (exit_code, "False"), (script, args, done.stderr)
+        assert float(seconds) < 1.0, (script, args, seconds)
+        assert (done.stdout if exit_code == 0 else done.stderr).startswith(f"usage: {script}"), script
+
+
+def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
+    from fcnseg.cli import train_options
+
+    for argv, message in ((["--fc-unit", "64"], "Unknown option 'fc_unit'"), (["--recipe", "best"], "invalid choice"),
+                          (["--precision", "float8"], "Unknown precision 'float8'")):  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, SCRIPTS["fcnseg-train"], *argv],
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert done.stdout.split()[-3:-1] == ["2", "False"] and message in done.stderr, (argv, done.stderr)
+    args, options = train_options(["--recipe", "camvid", "--epochs", "40", "--image-size", "360", "480", "--lr",
+                                   "2e-5", "--backbone-weights", "none", "--jit", "--eval-flip"])  # fmt: skip
+    assert options["epochs"] == 40 and options["image_size"] == (360, 480) and options["learning_rate"] == 2e-5
+    assert options["backbone_weights"] is None and options["jit_compile"] is True and args.flip is True
+    assert options["fc_units"] == 1024  # the rest is the recipe's
 
 
 # ------------------------------------------------------------------ fcnseg-predict
@@ -89,8 +151,8 @@ def photos(camvid_root, tmp_path):
 
 
 def _predict(*args):
-    return subprocess.run(["fcnseg-predict", *map(str, args), "--quiet"], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "fcnseg.cli", "predict", *map(str, args), "--quiet"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
 def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path):

@@ -15,7 +15,10 @@ import tensorflow as tf
 from PIL import Image
 
 from fcnseg.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
-from fcnseg.pipeline import IMAGENET_MEAN_RGB, augment_pair, jitter_colors, make_dataset, resize_pair
+from fcnseg.losses import median_frequency_weights
+from fcnseg.pipeline import (
+    IMAGENET_MEAN_RGB, augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair,
+)
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"
@@ -176,6 +179,21 @@ def test_one_hot_matches_sparse_and_void_is_all_zero():
     assert void.any() and (~void).any()
     np.testing.assert_array_equal(one_hot.sum(-1), np.where(void, 0.0, 1.0))
     np.testing.assert_array_equal(one_hot.argmax(-1)[~void], sparse[~void])
+
+
+def test_class_weights_are_per_pixel_weights_with_void_at_zero(camvid_root):
+    """``class_weights="sqrt_median"``: a third element, each pixel weighing its class's
+    square-rooted median-frequency weight over the split's pixels; void 0."""
+    kwargs = dict(dataset="camvid", image_size=(45, 60), batch_size=4)
+    expected = median_frequency_weights(class_pixel_counts(make_dataset(camvid_root, "val", **kwargs), 11), power=0.5)
+    assert max(expected) > 1 > min(w for w in expected if w > 0)  # rare classes gain, common ones lose
+    _, masks, weights = next(iter(make_dataset(camvid_root, "val", class_weights="sqrt_median", **kwargs)))
+    masks, weights = masks.numpy(), weights.numpy()
+    void = masks == VOID
+    assert void.any() and (weights[void] == 0).all()
+    np.testing.assert_allclose(weights[~void], expected[masks[~void]], rtol=1e-6)
+    _, listed, listed_weights = next(iter(make_dataset(camvid_root, "val", class_weights=expected.tolist(), **kwargs)))
+    np.testing.assert_array_equal(listed_weights.numpy(), weights)
 
 
 def test_native_size_batches_are_padded_with_void(tmp_path):

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fcnseg.cli import run_evaluate as evaluate_run
+from fcnseg.cli import run_train as run
 from fcnseg.evaluate import evaluate
-from fcnseg.evaluate import run as evaluate_run
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
 from fcnseg.pipeline import make_dataset
-from fcnseg.train import run, train
+from fcnseg.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (64, 96)
@@ -67,10 +68,10 @@ def test_training_lowers_the_loss_and_saves_the_best_model(good_run):
     assert model.predict_on_batch(np.zeros((1, 33, 47, 3), "float32")).shape == (1, 33, 47, 11)
 
 
-def test_bce_one_hot_training_runs(camvid_root, vgg_weights, tmp_path):
+def test_bce_training_runs(camvid_root, vgg_weights, tmp_path):
     history = train(
-        fcn(vgg_weights, decoder="notebook"), camvid(camvid_root, "train", 2, one_hot=True),
-        epochs=1, loss="bce_onehot", learning_rate=1e-3, checkpoint_dir=tmp_path, verbose=0,
+        fcn(vgg_weights, decoder="notebook"), camvid(camvid_root, "train", 2),
+        epochs=1, loss="bce", learning_rate=1e-3, checkpoint_dir=tmp_path, verbose=0,
     )  # fmt: skip
     assert np.isfinite(history.history["loss"]).all()
     assert 0 <= history.history["mean_iou"][0] <= 1  # without val_ds, the training mean IoU picks the best
@@ -207,21 +208,22 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
             (root / folder).mkdir(parents=True)
             for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
                 (root / folder / path.name).symlink_to(path)
-    common = ["--dataset", "camvid", "--root", str(root), "--variant", "fcn8s", "--image-size", "64", "96",
-              "--batch-size", "2", "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights)]
+    common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
+              "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights)]
     stage1 = run([*common, "--fc-units", "64", "--class-weights", "sqrt_median", "--color-jitter", "0.3",
                    "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
-    weights = stage1["recipe"]["class_weights"]
-    assert len(weights) == 11 and max(weights) > 1 > min(w for w in weights if w > 0)
+    parameters = stage1["parameters"]
+    assert parameters["recipe"] == "camvid" and parameters["class_weights"] == "sqrt_median"
+    assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["frozen_blocks"] == 3
     assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
-    assert stage1["backbone_weights"] == vgg_weights.name
+    assert stage1["encoder_weights"].startswith(vgg_weights.name) and stage1["best_checkpoint"]["epoch"] == 1
     assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
 
     stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--eval-flip",
                    "--out", str(tmp_path / "stage2")])  # fmt: skip
     model = load_fcn(tmp_path / "stage2" / "best.keras")
     assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 4096-wide one
-    assert stage2["recipe"]["eval_flip"] and stage2["num_images"] == 2
+    assert stage2["parameters"]["flip"] and stage2["num_images"] == 2
 
     # `fcnseg-evaluate` rescores a saved model: the same figures as the training run's own.
     scores = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
@@ -229,7 +231,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
     assert scores["mean_iou"] == pytest.approx(stage2["mean_iou"], abs=1e-6)
     assert scores["confusion_matrix"] == stage2["confusion_matrix"]
     saved = json.loads((tmp_path / "scores.json").read_text())
-    assert saved["flip"] is True and saved["scales"] == [1.0]
+    assert saved["flip"] is True and saved["split"] == "test"
     # Multi-scale averaging from the command line is `evaluate(scales=...)`.
     multi = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
                            "--split", "test", "--scales", "1", "1.25"])  # fmt: skip

@@ -1,9 +1,10 @@
 """fcnseg: fully convolutional networks for semantic segmentation in Keras 3.
 
 Datasets (PASCAL VOC 2007, CamVid, your own folders), tf.data pipelines,
-FCN-32s/16s/8s on a VGG16 encoder, training, evaluation and prediction at each
-image's own resolution, export, and mask-overlay plots, importable from any
-notebook once the package is installed (``pip install -e .`` in the checkout):
+FCN-32s/16s/8s on a VGG16 encoder, named training recipes, training,
+evaluation and prediction at each image's own resolution, export, and
+mask-overlay plots, importable from any notebook once the package is installed
+(``pip install -e .`` in the checkout):
 
 >>> from fcnseg import build_fcn, predict_mask, overlay, SAMPLE_ROOT
 >>> model = build_fcn("fcn8s", num_classes=21, backbone_weights=None)
@@ -11,92 +12,71 @@ notebook once the package is installed (``pip install -e .`` in the checkout):
 >>> mask.shape
 (375, 500)
 
+``import fcnseg`` itself imports nothing heavy and changes nothing in the
+process: each name below loads its submodule (and TensorFlow, where needed)
+when first used. Call `quiet_tensorflow` first to hide TensorFlow's start-up
+lines in a notebook.
+
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.train`, `fcnseg.evaluate`,
-`fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`, `fcnseg.download`,
-`fcnseg.config` (the notebook's parameters).
+`fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
+`fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.pretrained` (the shipped models), `fcnseg.config` (the
+notebook's parameters), `fcnseg.report`, `fcnseg.cli` (the command lines).
 """
 
+import importlib
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 
-from fcnseg import _quiet_tf  # noqa: F401  (first: TensorFlow without its start-up noise)
-from fcnseg.datasets import (
-    SAMPLE_ROOT,
-    DatasetSpec,
-    folder_dataset,
-    get_spec,
-    load_image,
-    load_mask,
-    read_split,
-)
-from fcnseg.evaluate import evaluate
-from fcnseg.export import export_model
-from fcnseg.fcn import build_fcn, count_flops, load_fcn, load_fcn_weights
-from fcnseg.metrics import (
-    SegmentationMeanIoU,
-    confusion_matrix,
-    frequency_weighted_iou,
-    iou_per_class,
-    mean_iou,
-    pixel_accuracy,
-)
-from fcnseg.pipeline import make_dataset
-from fcnseg.pretrained import PRETRAINED, pretrained_info
-from fcnseg.predict import predict_logits, predict_mask, predict_masks
-from fcnseg.segment import segment_files
-from fcnseg.train import set_precision, train
-from fcnseg.viz import (
-    class_mask_overlay,
-    colorize,
-    overlay,
-    plot_confusion_matrix,
-    plot_history,
-    plot_iou_per_class,
-    save_figure,
-    show_predictions,
-)
+# Public name -> the submodule that defines it.
+_HOMES = {
+    "datasets": ("SAMPLE_ROOT", "DatasetSpec", "folder_dataset", "get_spec", "load_image", "load_mask",
+                 "read_split"),
+    "evaluate": ("evaluate",),
+    "export": ("export_model",),
+    "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights"),
+    "metrics": ("SegmentationMeanIoU", "confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
+                "pixel_accuracy"),
+    "pipeline": ("make_dataset",),
+    "predict": ("predict_logits", "predict_mask", "predict_masks"),
+    "pretrained": ("PRETRAINED", "pretrained_info"),
+    "quiet": ("quiet_tensorflow",),
+    "recipes": ("RECIPES", "recipe"),
+    "segment": ("segment_files",),
+    "train": ("set_precision", "train"),
+    "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
+    "plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 try:
     __version__ = version("fcnseg")
 except PackageNotFoundError:  # imported from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = [
-    "PRETRAINED",
-    "SAMPLE_ROOT",
-    "DatasetSpec",
-    "SegmentationMeanIoU",
-    "__version__",
-    "build_fcn",
-    "class_mask_overlay",
-    "colorize",
-    "confusion_matrix",
-    "count_flops",
-    "evaluate",
-    "export_model",
-    "folder_dataset",
-    "frequency_weighted_iou",
-    "get_spec",
-    "iou_per_class",
-    "load_fcn",
-    "load_fcn_weights",
-    "load_image",
-    "load_mask",
-    "make_dataset",
-    "mean_iou",
-    "overlay",
-    "pixel_accuracy",
-    "plot_confusion_matrix",
-    "plot_history",
-    "plot_iou_per_class",
-    "predict_logits",
-    "predict_mask",
-    "predict_masks",
-    "pretrained_info",
-    "read_split",
-    "save_figure",
-    "segment_files",
-    "set_precision",
-    "show_predictions",
-    "train",
-]
+__all__ = sorted(["__version__", *_MODULE_OF])
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'fcnseg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"fcnseg.{_MODULE_OF[name]}"), name)
+    globals()[name] = value  # loaded once
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """`fcnseg.train` and `fcnseg.evaluate` are functions, though also submodule names:
+    loading those submodules must not replace the functions by the modules."""
+
+    def __setattr__(self, name, value):
+        if not (isinstance(value, types.ModuleType) and name in _MODULE_OF):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -18,6 +18,10 @@ import numbers
 
 import numpy as np
 
+# Choices shared by functions and command lines (which must not import TensorFlow to check them).
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
+QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
+
 
 def one_of(name: str, value, allowed):
     """`value` if it is one of the strings in `allowed`."""

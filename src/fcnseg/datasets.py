@@ -104,6 +104,7 @@ class DatasetSpec:
     image_dir: str = "{split}/images"
     mask_dir: str = "{split}/masks"
     root_env: str | None = None
+    eval_split: str = "val"  # the split scores are reported on (CamVid: test)
 
     @property
     def num_classes(self) -> int:
@@ -153,7 +154,7 @@ VOC2007 = DatasetSpec(
 )  # fmt: skip
 CAMVID = DatasetSpec(
     "camvid", CAMVID_CLASSES, CAMVID_COLORMAP, 11, "folders",
-    "{split}", "{split}annot", root_env="CAMVID_ROOT",
+    "{split}", "{split}annot", root_env="CAMVID_ROOT", eval_split="test",
 )  # fmt: skip
 DATASETS = {spec.name: spec for spec in (VOC2007, CAMVID)}
 

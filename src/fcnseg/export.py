@@ -27,20 +27,15 @@ From a shell:
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import sys
 from pathlib import Path
 
 import keras
 from keras import ops
 
-from fcnseg.checks import one_of, size_hw
+from fcnseg.checks import EXPORT_FORMATS, QUANTIZATIONS, one_of, size_hw
 from fcnseg.files import atomic_dir, atomic_path
 
-FORMATS = ("tf_saved_model", "onnx", "litert")
-# LiteRT post-training quantization: the converter settings Keras passes on (`litert` export kwargs).
-QUANTIZATIONS = ("float16", "dynamic_range")
 # Packages the conversion needs beyond TensorFlow, per format: (module, pip name).
 CONVERTERS = {"onnx": (("tf2onnx", "tf2onnx"), ("onnx", "onnx"))}
 
@@ -112,7 +107,7 @@ def export_model(
 
 def _check_export(path: Path, format, input_size, quantize, overwrite) -> dict:
     """Validate `export_model`'s arguments; return the extra Keras export kwargs for `format`."""
-    one_of("export format", format, FORMATS)
+    one_of("export format", format, EXPORT_FORMATS)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists: pass overwrite=True (fcnseg-export --overwrite) to replace it.")
     if input_size is not None:
@@ -149,32 +144,3 @@ def _litert_options(quantize) -> dict:
     if quantize == "float16":
         target_spec["supported_types"] = [tf.float16]
     return {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": target_spec}
-
-
-def main(argv=None) -> int:
-    """Command line: ``fcnseg-export MODEL.keras --format onnx --out fcn8s.onnx``."""
-    from fcnseg.fcn import load_fcn
-
-    p = argparse.ArgumentParser(prog="fcnseg-export", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--out", required=True,
-                   help="output: a folder for tf_saved_model, a .onnx file, a .tflite file for litert")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="fixed input height and width (required for litert; default: any size)")
-    p.add_argument("--quantize", default=None, choices=QUANTIZATIONS, help="litert only: weight quantization")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    args = p.parse_args(argv)
-    try:
-        path = export_model(load_fcn(args.model), args.out, format=args.format, input_size=args.input_size,
-                            quantize=args.quantize, overwrite=args.overwrite)  # fmt: skip
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    print(f"Wrote {path} ({args.format}, {size / 2**20:.1f} MiB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

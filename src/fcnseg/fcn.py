@@ -28,7 +28,7 @@ from keras import layers, ops
 from fcnseg.checks import one_of
 from fcnseg.pretrained import PRETRAINED, pretrained_path
 
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 DECODERS = ("bilinear", "notebook")
 # VGG16's caffe preprocessing: BGR order, ImageNet mean subtracted, no scaling.
@@ -118,12 +118,16 @@ def bilinear_kernel(size: int, out_channels: int, in_channels: int) -> np.ndarra
 
 
 def resolve_backbone_weights(backbone_weights="imagenet"):
-    """Which VGG16 weights to load: ``"imagenet"``, ``None`` or a file path.
+    """Which VGG16 weights to load: ``"imagenet"``, ``None`` (or ``"none"``) or a file path.
 
     The default ``"imagenet"`` is replaced by the file named in the
     ``FCN_BACKBONE_WEIGHTS`` environment variable when it is set (offline
     machines); an explicit path or ``None`` is used as given.
     """
+    if isinstance(backbone_weights, str) and backbone_weights.lower() == "none":
+        backbone_weights = None
+    if backbone_weights is not None and not isinstance(backbone_weights, (str, os.PathLike)):
+        raise ValueError(f"backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path, got {backbone_weights!r}.")
     if backbone_weights == "imagenet" and os.environ.get("FCN_BACKBONE_WEIGHTS"):
         backbone_weights = os.environ["FCN_BACKBONE_WEIGHTS"]
     if backbone_weights in ("imagenet", None):
@@ -134,57 +138,20 @@ def resolve_backbone_weights(backbone_weights="imagenet"):
     return str(path)
 
 
-VGG16_NOTOP_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILE
-)
-VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
-
-
-def _keras_home() -> Path:
-    """Keras' cache folder, read when called: ``$KERAS_HOME``, else ``~/.keras``.
-
-    (Keras itself reads ``KERAS_HOME`` once, at import; reading it here means
-    setting it in a notebook after ``import keras`` still works.)
-    """
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
-
-
-def _keras_cache_file() -> Path:
-    return _keras_home() / "models" / VGG16_NOTOP_FILE
-
-
-def _imagenet_weights_file() -> str:
-    """The official ImageNet VGG16 no-top file: from Keras' cache, downloaded when missing."""
-    cache_file = _keras_cache_file()
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)  # else get_file silently uses /tmp/.keras
-    except OSError:
-        pass
-    try:
-        return keras.utils.get_file(
-            VGG16_NOTOP_FILE,
-            VGG16_NOTOP_URL,
-            cache_subdir="models",
-            cache_dir=str(_keras_home()),
-            file_hash=VGG16_NOTOP_MD5,
-        )
-    except Exception as e:
-        raise RuntimeError(
-            f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for "
-            f"{cache_file} and downloads it when missing. Offline, copy the file "
-            "there, pass backbone_weights='<your vgg16_notop.h5>', set "
-            "FCN_BACKBONE_WEIGHTS, or use backbone_weights=None for random weights."
-        ) from e
-
-
 def _vgg16(x, backbone_weights):
-    """VGG16 convolution blocks applied to the tensor ``x`` (a flat part of our graph)."""
+    """VGG16 convolution blocks applied to the tensor ``x`` (a flat part of our graph);
+    Keras downloads the ImageNet weights into its cache on first use."""
     weights = resolve_backbone_weights(backbone_weights)
-    if weights == "imagenet":
-        weights = _imagenet_weights_file()
     try:
         return keras.applications.VGG16(include_top=False, weights=weights, input_tensor=x)
     except Exception as e:
+        if weights == "imagenet":
+            cache = Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models" / VGG16_NOTOP_FILE
+            raise RuntimeError(
+                f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for {cache} and downloads it "
+                "when missing. Offline, copy the file there, pass backbone_weights='<your vgg16_notop.h5>', set "
+                "FCN_BACKBONE_WEIGHTS, or use backbone_weights=None for random weights."
+            ) from e
         raise ValueError(
             f"The VGG16 weight file {weights} does not fit keras.applications.VGG16"
             f"(include_top=False): {e}. It must hold the 13 convolution layers "
@@ -334,7 +301,10 @@ def load_fcn(path) -> keras.Model:
     name (``"camvid-fcn8s"``, see `fcnseg.pretrained`), in Keras' safe mode.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
-    a ``.keras`` file from an untrusted source cannot run code when loaded.
+    a ``.keras`` file from an untrusted source cannot run code when loaded. The
+    model comes back uncompiled (`fcnseg.train.train` compiles it; prediction
+    needs no compiling), so files saved with the loss and metric classes of
+    older fcnseg versions load too.
     The class-score layers (`CLASS_LAYERS`) of a model saved by an older
     fcnseg under a mixed policy are switched to float32, as `build_fcn`
     makes them, so the model trains on AMX CPUs too.
@@ -348,7 +318,7 @@ def load_fcn(path) -> keras.Model:
     if not path.is_file():
         raise FileNotFoundError(f"Model file not found: {path}")
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as e:
         if "safe_mode" not in str(e):
             raise

@@ -1,11 +1,13 @@
-"""Segmentation losses that ignore void pixels (label 255).
+"""Segmentation losses on sparse labels (class ids, void 255), void ignored.
 
-Both accept sparse masks (batch, H, W) with void 255, or one-hot masks
-(batch, H, W, C) whose void pixels are all-zero, and average over the valid
-pixels of the batch only.
+``"sparse_ce"`` is Keras' own `SparseCategoricalCrossentropy` with
+``ignore_class=255``; ``"bce"`` is the reference notebook's binary
+cross-entropy, one sigmoid per class, taking the same sparse labels. Both
+average over the non-void pixels, weighted by the per-pixel ``sample_weight``
+that ``make_dataset(..., class_weights=...)`` yields (``mean_with_sample_weight``).
 
->>> from fcnseg.losses import MaskedCrossEntropy
->>> model.compile(optimizer="adam", loss=MaskedCrossEntropy())  # doctest: +SKIP
+>>> from fcnseg.losses import make_loss
+>>> model.compile(optimizer="adam", loss=make_loss("sparse_ce"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,72 +16,48 @@ import keras
 import numpy as np
 from keras import ops
 
+from fcnseg.checks import one_of
 from fcnseg.datasets import VOID
 
-
-def sparse_labels(y_true, num_classes: int):
-    """(labels, valid) from sparse or one-hot targets: int32 ids and a bool mask of non-void pixels."""
-    if len(y_true.shape) == 4 and y_true.shape[-1] == num_classes:
-        valid = ops.max(y_true, axis=-1) > 0
-        labels = ops.argmax(y_true, axis=-1)
-    else:
-        if len(y_true.shape) == 4:  # (batch, H, W, 1)
-            y_true = ops.squeeze(y_true, -1)
-        labels = ops.cast(y_true, "int32")
-        valid = labels != VOID
-    labels = ops.where(valid, labels, 0)
-    return ops.cast(labels, "int32"), valid
+LOSSES = ("sparse_ce", "bce")
+ALIASES = {"bce_onehot": "bce"}  # the name the loss had when it took one-hot targets
 
 
-def _mean_over_valid(pixel_loss, weights):
-    """Per-pixel losses scaled so that Keras' mean over all pixels is the weighted mean over valid ones."""
-    total = ops.cast(ops.size(weights), "float32")
-    return pixel_loss * weights * total / ops.maximum(ops.sum(weights), 1e-6)
+def make_loss(loss: str = "sparse_ce") -> keras.losses.Loss:
+    """``"sparse_ce"``: softmax cross-entropy; ``"bce"`` (or ``"bce_onehot"``): the
+    reference's BCE; both on sparse labels with void ignored.
+
+    >>> make_loss("bce").name
+    'bce'
+    """
+    if one_of("loss", ALIASES.get(loss, loss), LOSSES) == "sparse_ce":
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, ignore_class=VOID, reduction="mean_with_sample_weight", name="sparse_ce"
+        )
+    return SparseBinaryCrossentropy()
 
 
 @keras.saving.register_keras_serializable(package="fcn")
-class MaskedCrossEntropy(keras.losses.Loss):
-    """Softmax cross-entropy on logits, void ignored, optional per-class weights.
+class SparseBinaryCrossentropy(keras.losses.Loss):
+    """The reference notebook's loss: BCE-with-logits of each class channel against the
+    one-hot of sparse labels, averaged over classes and over the valid pixels (the
+    reference averaged over void pixels too, and one-hot-encoded in its pipeline).
 
-    Args:
-        class_weights: one weight per class (e.g. median-frequency balancing
-            for rare classes such as CamVid's Pole and SignSymbol), or None.
+    Keras' `BinaryCrossentropy` has no ``ignore_class`` and wants one-hot targets,
+    hence this class.
     """
 
-    def __init__(self, class_weights=None, name="masked_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+    def __init__(self, name="bce", reduction="mean_with_sample_weight", **kwargs):
+        super().__init__(name=name, reduction=reduction, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        valid = ops.cast(ops.not_equal(ops.reshape(y_true, ops.shape(y_pred)[:-1]), VOID), "float32")
+        return super().__call__(y_true, y_pred, valid if sample_weight is None else valid * sample_weight)
 
     def call(self, y_true, y_pred):
-        y_pred = ops.cast(y_pred, "float32")
-        labels, valid = sparse_labels(y_true, y_pred.shape[-1])
-        pixel_loss = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
-        weights = ops.cast(valid, "float32")
-        if self.class_weights is not None:
-            weights = weights * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), labels)
-        return _mean_over_valid(pixel_loss, weights)
-
-    def get_config(self):
-        return {**super().get_config(), "class_weights": self.class_weights}
-
-
-@keras.saving.register_keras_serializable(package="fcn")
-class MaskedBinaryCrossEntropy(keras.losses.Loss):
-    """The reference notebook's loss: BCE-with-logits on one-hot targets, void ignored.
-
-    Every class channel is an independent sigmoid, averaged over classes and
-    over the valid pixels (the reference averaged over void pixels too).
-    """
-
-    def __init__(self, name="masked_binary_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        y_pred = ops.cast(y_pred, "float32")
-        labels, valid = sparse_labels(y_true, y_pred.shape[-1])
-        one_hot = ops.one_hot(labels, y_pred.shape[-1])
-        pixel_loss = ops.mean(ops.binary_crossentropy(one_hot, y_pred, from_logits=True), axis=-1)
-        return _mean_over_valid(pixel_loss, ops.cast(valid, "float32"))
+        labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
+        one_hot = ops.one_hot(ops.where(labels == VOID, 0, labels), y_pred.shape[-1])
+        return ops.mean(ops.binary_crossentropy(one_hot, ops.cast(y_pred, "float32"), from_logits=True), axis=-1)
 
 
 def median_frequency_weights(pixel_counts, *, power=1.0):

@@ -1,5 +1,5 @@
 """Segmentation scores from a confusion matrix: IoU per class, mean IoU,
-frequency-weighted IoU and pixel accuracy, plus a Keras metric for training.
+frequency-weighted IoU and pixel accuracy, plus the Keras metric used in training.
 
 Void pixels (255 by default) are left out of every figure.
 
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import ops
 
 from fcnseg.datasets import VOID
-from fcnseg.losses import sparse_labels
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int = 21, ignore_index: int = VOID) -> np.ndarray:
@@ -93,22 +91,14 @@ def summarize(cm: np.ndarray, classes) -> dict:
     }
 
 
-@keras.saving.register_keras_serializable(package="fcn")
-class SegmentationMeanIoU(keras.metrics.MeanIoU):
-    """Mean IoU for training: takes logits and sparse (void 255) or one-hot targets.
+def SegmentationMeanIoU(num_classes: int, name: str = "mean_iou", **kwargs) -> keras.metrics.MeanIoU:  # noqa: N802
+    """Mean IoU for training: Keras' `MeanIoU` set for logits and sparse labels with void 255.
 
-    Agrees with `mean_iou` on the same data: classes absent from both truth
-    and prediction are left out of the mean.
+    A factory kept under the name of the class it replaces. It agrees with
+    `mean_iou` on the same data: void is ignored, and classes absent from both
+    truth and prediction are left out of the mean.
 
     >>> model.compile(..., metrics=[SegmentationMeanIoU(num_classes=21)])  # doctest: +SKIP
     """
-
-    def __init__(self, num_classes: int, name: str = "mean_iou", **kwargs):
-        kwargs.pop("ignore_class", None)
-        kwargs.pop("sparse_y_pred", None)
-        super().__init__(num_classes, name=name, ignore_class=VOID, sparse_y_pred=False, **kwargs)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        labels, valid = sparse_labels(y_true, self.num_classes)
-        labels = ops.where(valid, labels, VOID)
-        return super().update_state(labels, y_pred, sample_weight)
+    return keras.metrics.MeanIoU(num_classes, name=name, ignore_class=VOID, sparse_y_true=True, sparse_y_pred=False,
+                                 **kwargs)  # fmt: skip

@@ -1,7 +1,8 @@
 """tf.data input pipeline: decode, resize, augment, batch.
 
 Images come out as float32 RGB in 0..255 and masks as int32 class ids with
-void = 255 (or one-hot float32, void all-zero). The VGG16 preprocessing lives
+void = 255; with class weights, a third element holds each pixel's weight (the
+loss's ``sample_weight``, 0 on void). The VGG16 preprocessing lives
 in the model itself (`fcnseg.fcn.VGGPreprocess`), so training, evaluation and
 prediction share it and a saved model takes plain RGB images.
 
@@ -17,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fcnseg.checks import positive_int, size_hw
+from fcnseg.checks import one_of, positive_int, size_hw
 from fcnseg.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
+from fcnseg.losses import median_frequency_weights
 
 AUTOTUNE = tf.data.AUTOTUNE
 # ImageNet mean in RGB: pixels padded with it become zero after VGG preprocessing.
@@ -41,8 +43,10 @@ def make_dataset(
     color_jitter: float = 0.0,
     drop_remainder: bool | None = None,
     validate: bool = True,
+    class_weights=None,
 ) -> tf.data.Dataset:
-    """A `tf.data.Dataset` of ``(images, masks)`` batches for one split.
+    """A `tf.data.Dataset` of ``(images, masks)`` batches for one split
+    (``(images, masks, weights)`` with `class_weights`).
 
     Args:
         root: dataset folder; default `fcnseg.datasets.default_root(dataset)`
@@ -59,13 +63,17 @@ def make_dataset(
         color_jitter: with ``augment``, scale brightness, contrast and
             saturation by random factors in ``[1 - color_jitter, 1 + color_jitter]``
             (the image only; see `jitter_colors`).
-        one_hot: masks as (H, W, num_classes) float32, void pixels all-zero
-            (the reference notebook's BCE targets).
+        one_hot: masks as (H, W, num_classes) float32, void pixels all-zero,
+            for a loss of your own; the package's losses, metric and `train` take
+            the sparse masks (the default).
         shuffle: reshuffle every epoch; default: when augmenting.
         seed: makes order and augmentation reproducible.
         cache: keep decoded images in memory after the first epoch.
         drop_remainder: default: when augmenting (fixed batch shapes).
         validate: check every file and image/mask size up front (headers only).
+        class_weights: one weight per class, or ``"median"`` / ``"sqrt_median"``
+            (`median_frequency_weights` of this split's pixels at `image_size`,
+            or their square root): each pixel's weight is its class's, void 0.
 
     `batch_size` is the global batch: under a `tf.distribute` strategy each
     replica gets an equal share of it (on several workers, different images).
@@ -108,19 +116,45 @@ def make_dataset(
         ds = ds.map(lambda i, m: resize_pair(i, m, image_size), num_parallel_calls=AUTOTUNE)
     else:
         ds = ds.map(lambda i, m: (tf.cast(i, tf.float32), tf.cast(m, tf.int32)))
-    if one_hot:
-        depth = spec.num_classes
-        ds = ds.map(lambda i, m: (i, tf.one_hot(m, depth)), num_parallel_calls=AUTOTUNE)
     if image_size is None:
         # Pad images with the ImageNet mean (as augment_pair does) and masks with void.
         mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
-        mask_pad = 0.0 if one_hot else VOID
         ds = ds.map(lambda i, m: (i - mean, m))
-        ds = ds.padded_batch(batch_size, padding_values=(0.0, mask_pad), drop_remainder=drop_remainder)
+        ds = ds.padded_batch(batch_size, padding_values=(0.0, VOID), drop_remainder=drop_remainder)
         ds = ds.map(lambda i, m: (i + mean, m))
     else:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if isinstance(class_weights, str):
+        counts = class_pixel_counts(make_dataset(root, split, dataset=spec, image_size=image_size,
+                                                 batch_size=batch_size, validate=False), spec.num_classes)
+        class_weights = _median_weights(class_weights, counts)
+    if class_weights is not None:
+        ds = weigh_pixels(ds, class_weights)
+    if one_hot:  # tf.one_hot gives void (255, out of range) an all-zero row
+        ds = ds.map(lambda i, m, *w: (i, tf.one_hot(m, spec.num_classes), *w), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE).with_options(_data_sharding())
+
+
+def weigh_pixels(ds: tf.data.Dataset, class_weights) -> tf.data.Dataset:
+    """``(images, masks)`` batches -> ``(images, masks, weights)``: each pixel weighs its
+    class's weight (a per-pixel ``sample_weight`` for the loss), void 0.
+
+    >>> ds = tf.data.Dataset.from_tensors((tf.zeros((1, 1, 2, 3)), tf.constant([[[1, 255]]])))
+    >>> next(iter(weigh_pixels(ds, [0.5, 2.0])))[2].numpy().tolist()
+    [[[2.0, 0.0]]]
+    """
+    table = tf.constant(class_weights, tf.float32)
+    last = len(class_weights) - 1
+
+    def weigh(images, masks):
+        return images, masks, tf.where(masks == VOID, 0.0, tf.gather(table, tf.minimum(masks, last)))
+
+    return ds.map(weigh, num_parallel_calls=AUTOTUNE)
+
+
+def _median_weights(kind: str, counts) -> list[float]:
+    power = {"median": 1.0, "sqrt_median": 0.5}[one_of("class_weights", kind, ("median", "sqrt_median"))]
+    return median_frequency_weights(counts, power=power).tolist()
 
 
 def _data_sharding() -> tf.data.Options:
@@ -229,7 +263,7 @@ def jitter_colors(image, seed, *, strength=0.3):
 def class_pixel_counts(ds: tf.data.Dataset, num_classes: int) -> np.ndarray:
     """Count the pixels of each class over a dataset of sparse masks (void excluded)."""
     counts = np.zeros(num_classes, np.int64)
-    for _, masks in ds:
+    for _, masks, *_ in ds:
         m = masks.numpy().ravel()
         counts += np.bincount(m[m != VOID], minlength=num_classes)[:num_classes]
     return counts

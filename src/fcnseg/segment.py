@@ -21,7 +21,6 @@ by name and skipped; outputs that exist are kept unless ``overwrite=True``.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import sys
 from pathlib import Path
@@ -138,35 +137,3 @@ def _colour_spec(num_classes: int, dataset):
         if spec.num_classes == num_classes:
             return spec
     return folder_dataset([f"class {i}" for i in range(num_classes)])
-
-
-def main(argv=None) -> int:
-    """Command line: ``fcnseg-predict MODEL.keras IMAGE_OR_FOLDER... --out DIR``; exit 1 if any image failed."""
-    from fcnseg.fcn import load_fcn
-
-    p = argparse.ArgumentParser(prog="fcnseg-predict", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, folders or glob patterns")
-    p.add_argument("--out", required=True, help="output folder (gets masks/, colored/, overlays/)")
-    p.add_argument("--dataset", default=None, choices=tuple(DATASETS),
-                   help="colours of this dataset (default: the one with the model's number of classes)")
-    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="predict at this size, logits resized back (default: each image's own size)")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
-                   help="test-time multi-scale averaging, e.g. 1 1.25 (default: 1)")
-    p.add_argument("--flip", action="store_true", help="test-time flip averaging")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
-    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    report = segment_files(load_fcn(args.model), args.inputs, args.out, dataset=args.dataset,
-                           input_size=args.input_size, scales=args.scales, flip=args.flip, alpha=args.alpha,
-                           overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
-    failed = report["failed"]
-    print(f"{len(report['written'])} file(s) written, {len(report['kept'])} kept (exist; --overwrite replaces "
-          f"them), {len(failed)} input(s) failed{': ' + ', '.join(failed) if failed else ''}")  # fmt: skip
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The command lines: ``fcnseg-train``, ``fcnseg-evaluate``, ``fcnseg-predict``,
+``fcnseg-export`` and ``fcnseg-download``.
+
+Parsing imports no TensorFlow, so ``--help`` and argument errors answer at once;
+TensorFlow is imported (without its start-up noise) only to do the work.
+
+    fcnseg-train --recipe camvid --out runs/camvid_fcn8s            # the best CamVid recipe
+    fcnseg-train --recipe camvid --epochs 40 --fc-units 4096        # any single value changed
+    fcnseg-evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --scales 1 1.25 --flip
+    fcnseg-predict runs/camvid_fcn8s/best.keras photos/ --out segmented
+    fcnseg-export runs/camvid_fcn8s/best.keras --format onnx --out fcn8s.onnx
+    fcnseg-download --root data
+
+``python -m fcnseg.cli train ...`` (or ``evaluate``, ...) runs the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+
+from pathlib import Path
+
+from fcnseg import recipes
+from fcnseg.checks import EXPORT_FORMATS, QUANTIZATIONS, one_of
+from fcnseg.datasets import DATASETS
+from fcnseg.files import portable_path
+
+ROOT_HELP = "dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)"
+# Former names of ``fcnseg-train`` options.
+ALIASES = {"lr": "learning_rate", "jit": "jit_compile"}
+
+
+def add_test_time_flags(p: argparse.ArgumentParser, *, old_names: bool = False) -> None:
+    """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the
+    model (``old_names``: ``fcnseg-train`` also takes them as ``--eval-...``)."""
+    def names(name):
+        return [name, "--eval-" + name[2:]] if old_names else [name]
+
+    keep = argparse.SUPPRESS  # not given: the function's own default
+    p.add_argument(*names("--input-size"), type=int, nargs=2, default=keep, metavar=("H", "W"),
+                   help="predict at this size, logits resized back (default: each image's own size)")
+    p.add_argument(*names("--scales"), type=float, nargs="+", default=keep, metavar="S",
+                   help="test-time multi-scale averaging at these input scales, e.g. 1 1.25 (default: 1)")
+    p.add_argument(*names("--flip"), action="store_true", default=keep,
+                   help="test-time flip averaging (the mirrored image's logits averaged in)")
+
+
+def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
+
+
+def _test_time(args) -> dict:
+    return {k: getattr(args, k) for k in ("input_size", "scales", "flip") if hasattr(args, k)}
+
+
+def _printed(scores: dict) -> dict:
+    """Print the three headline scores as one JSON line; return `scores`."""
+    print(json.dumps({k: scores[k] for k in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy")}))
+    return scores
+
+
+def _start_tensorflow() -> None:
+    from fcnseg.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+
+
+# --------------------------------------------------------------------------- fcnseg-train
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {recipes.describe(name)}" for name in recipes.RECIPES)
+    p = _parser("fcnseg-train", "Train an FCN from a named recipe, then score the best checkpoint.",
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
+                    f"recipes:\n{listing}\n\nAny other option sets one value of the recipe: --NAME VALUE... for "
+                    "any keyword of build_fcn, make_dataset, train or evaluate, or a run setting, e.g. "
+                    "--epochs 40, --image-size 360 480, --fc-units 4096, --backbone-weights none, "
+                    f"--precision float32, --seed 1. Options: {', '.join(recipes.option_names())}."))  # fmt: skip
+    p.add_argument("--recipe", default="reference", choices=tuple(recipes.RECIPES), help="default: %(default)s")
+    p.add_argument("--root", default=None, help=ROOT_HELP)
+    p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
+    p.add_argument("--init-from", default=None, metavar="MODEL.keras",
+                   help="start from a trained model (e.g. a best.keras) instead of the VGG16 encoder alone; "
+                        "its architecture replaces the recipe's")
+    p.add_argument("--strategy", default="none", choices=("none", "mirrored", "multiworker"),
+                   help="tf.distribute: all local GPUs (mirrored) or the workers in TF_CONFIG; the batch is global")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--val-split", default="val")
+    add_test_time_flags(p, old_names=True)
+    return p
+
+
+def _value(token: str):
+    """One command-line value: a Python literal (number, tuple, True), ``none`` as None, else the text."""
+    if token.lower() == "none":
+        return None
+    try:
+        return ast.literal_eval(token)
+    except (ValueError, SyntaxError):
+        return token
+
+
+def train_options(argv=None):
+    """``(args, options)``: the fixed options, and the recipe's options with the others applied."""
+    p = _train_parser()
+    args, rest = p.parse_known_args(argv)
+    overrides, name = {}, None
+    for token in rest:
+        if token.startswith("--"):
+            name, _, given = token[2:].partition("=")
+            name = ALIASES.get(name.replace("-", "_"), name.replace("-", "_"))
+            overrides[name] = [_value(given)] if given else []
+        elif name is None:
+            p.error(f"unrecognized argument: {token}")
+        else:
+            overrides[name].append(_value(token))
+    overrides = {k: True if not v else v[0] if len(v) == 1 else tuple(v) for k, v in overrides.items()}
+    try:
+        options = recipes.recipe(args.recipe, **overrides)
+        one_of("precision", recipes.value(options, "precision"), recipes.PRECISIONS)
+        one_of("dataset", recipes.value(options, "dataset"), tuple(DATASETS))
+    except ValueError as e:
+        p.error(str(e))
+    return args, options
+
+
+def run_train(argv=None) -> dict:
+    """Train from command-line arguments, then score the best checkpoint; writes ``<out>/metrics.json``
+    and returns it. In a multi-worker run only the chief scores and writes; the other workers return ``{}``."""
+    args, options = train_options(argv)
+    _start_tensorflow()
+    from fcnseg.distribute import is_chief, make_strategy
+
+    strategy = make_strategy(args.strategy)  # first: TensorFlow must not have run anything yet
+    import keras
+
+    from fcnseg.datasets import get_spec
+    from fcnseg.evaluate import evaluate
+    from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
+    from fcnseg.pipeline import make_dataset
+    from fcnseg.report import encoder_label, write_metrics
+    from fcnseg.train import set_precision, train
+
+    options["backbone_weights"] = resolve_backbone_weights(recipes.value(options, "backbone_weights"))
+    seed = recipes.value(options, "seed")
+    keras.utils.set_random_seed(seed)
+    precision = set_precision(recipes.value(options, "precision"))
+    spec = get_spec(recipes.value(options, "dataset"))
+    out = Path(args.out or recipes.run_dir(options))
+    data = {"cache": True, **recipes.options_for(options, "make_dataset")}
+    class_weights, _ = data.pop("class_weights", None), data.pop("seed", None)
+    train_ds = make_dataset(args.root, args.train_split, augment=True, seed=seed, class_weights=class_weights, **data)
+    val_ds = make_dataset(args.root, args.val_split, **data)
+
+    def build():
+        if args.init_from:
+            return load_fcn(args.init_from)
+        return build_fcn(num_classes=spec.num_classes, **recipes.options_for(options, "build_fcn"))
+
+    started = time.time()
+    train(build, train_ds, val_ds, checkpoint_dir=out, strategy=strategy, verbose=2,
+          **recipes.options_for(options, "train"))  # fmt: skip
+    train_seconds = round(time.time() - started, 1)
+    if not is_chief(strategy):
+        return {}
+    split = recipes.value(options, "eval_split") or spec.eval_split
+    scores = evaluate(load_fcn(out / "best.keras"), args.root, split, dataset=spec,
+                      **{**recipes.options_for(options, "evaluate"), **_test_time(args)})  # fmt: skip
+    parameters = {"recipe": args.recipe, **options, "precision": precision, "root": args.root, "out": out,
+                  "init_from": args.init_from, "strategy": args.strategy, **_test_time(args)}  # fmt: skip
+    metrics = write_metrics(out / "metrics.json", scores, parameters=parameters, train_seconds=train_seconds,
+                            encoder=encoder_label(options["backbone_weights"], args.init_from),
+                            run_dir=out)  # fmt: skip
+    return _printed(metrics)
+
+
+def main_train(argv=None) -> int:
+    """``fcnseg-train --recipe NAME [--OPTION VALUE...] --out RUN``."""
+    run_train(argv)
+    return 0
+
+
+# --------------------------------------------------------------------------- fcnseg-evaluate
+
+
+def run_evaluate(argv=None) -> dict:
+    """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
+    p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
+    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS), help="default: voc2007")
+    p.add_argument("--root", default=None, help=ROOT_HELP)
+    p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
+    add_test_time_flags(p)
+    p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
+    args = p.parse_args(argv)
+    _start_tensorflow()
+    from fcnseg.evaluate import evaluate
+    from fcnseg.fcn import load_fcn
+    from fcnseg.files import write_json
+
+    given = {k: getattr(args, k) for k in ("dataset", "split") if hasattr(args, k)}
+    scores = evaluate(load_fcn(args.model), args.root, **given, **_test_time(args))
+    scores = {"model": portable_path(args.model), "root": portable_path(args.root), **_test_time(args), **scores}
+    if args.out:
+        write_json(args.out, scores)
+    return _printed(scores)
+
+
+def main_evaluate(argv=None) -> int:
+    """``fcnseg-evaluate MODEL.keras [--dataset D] [--split S] [--scales ...] [--flip]``."""
+    run_evaluate(argv)
+    return 0
+
+
+# --------------------------------------------------------------------------- fcnseg-predict
+
+
+def main_predict(argv=None) -> int:
+    """``fcnseg-predict MODEL.keras IMAGE_OR_FOLDER... --out DIR``; exit 1 if any image failed."""
+    p = _parser("fcnseg-predict", "Segment image files with a trained model: per image, a class-index mask, "
+                "a colour mask and an overlay, each at the image's own size.")  # fmt: skip
+    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, help="output folder (gets masks/, colored/, overlays/)")
+    p.add_argument("--dataset", default=None, choices=tuple(DATASETS),
+                   help="colours of this dataset (default: the one with the model's number of classes)")
+    add_test_time_flags(p)
+    p.add_argument("--alpha", type=float, default=argparse.SUPPRESS, help="overlay opacity (default: 0.5)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    _start_tensorflow()
+    from fcnseg.fcn import load_fcn
+    from fcnseg.segment import segment_files
+
+    alpha = {"alpha": args.alpha} if hasattr(args, "alpha") else {}
+    report = segment_files(load_fcn(args.model), args.inputs, args.out, dataset=args.dataset, overwrite=args.overwrite,
+                           progress=not args.quiet, **alpha, **_test_time(args))  # fmt: skip
+    failed = report["failed"]
+    print(f"{len(report['written'])} file(s) written, {len(report['kept'])} kept (exist; --overwrite replaces "
+          f"them), {len(failed)} input(s) failed{': ' + ', '.join(failed) if failed else ''}")  # fmt: skip
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- fcnseg-export
+
+
+def main_export(argv=None) -> int:
+    """``fcnseg-export MODEL.keras --format onnx --out fcn8s.onnx``."""
+    p = _parser("fcnseg-export", "Export a trained FCN for serving without this project: SavedModel, ONNX or LiteRT.")
+    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--out", required=True,
+                   help="output: a folder for tf_saved_model, a .onnx file, a .tflite file for litert")
+    p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="fixed input height and width (required for litert; default: any size)")
+    p.add_argument("--quantize", default=None, choices=QUANTIZATIONS, help="litert only: weight quantization")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    args = p.parse_args(argv)
+    _start_tensorflow()
+    from fcnseg.export import export_model
+    from fcnseg.fcn import load_fcn
+
+    try:
+        path = export_model(load_fcn(args.model), args.out, format=args.format, input_size=args.input_size,
+                            quantize=args.quantize, overwrite=args.overwrite)  # fmt: skip
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"Wrote {path} ({args.format}, {size / 2**20:.1f} MiB)")
+    return 0
+
+
+# --------------------------------------------------------------------------- fcnseg-download
+
+
+def main_download(argv=None) -> int:
+    """``fcnseg-download --root data [--splits ...] [--base-url URL]``; exit 1 on failure."""
+    from fcnseg import download
+
+    p = _parser("fcnseg-download", "Download and unpack PASCAL VOC 2007.")
+    p.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/ (default: %(default)s)")
+    p.add_argument("--splits", nargs="+", default=argparse.SUPPRESS, choices=sorted(download.VOC2007_SPLITS),
+                   help="default: trainval test")
+    p.add_argument("--base-url", default=None, help=f"mirror replacing {download.VOC2007_URL}")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    args = p.parse_args(argv)
+    splits = {"splits": args.splits} if hasattr(args, "splits") else {}
+    try:
+        voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(voc)
+    return 0
+
+
+COMMANDS = {"train": main_train, "evaluate": main_evaluate, "predict": main_predict, "export": main_export,
+            "download": main_download}  # fmt: skip
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python -m fcnseg.cli {{{','.join(COMMANDS)}}} ...")
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
