@@ -60,7 +60,7 @@ print(json.dumps({"environ": dict(os.environ) == before[0], "fd2": os.fstat(2).s
 def test_import_leaves_stderr_and_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-c", IMPORT_CHANGES_NOTHING], env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info == {"environ": True, "fd2": True, "dup2": [], "tensorflow": True}
@@ -69,7 +69,7 @@ def test_import_leaves_stderr_and_the_environment_alone():
 def test_quiet_tensorflow_filters_the_start_up_lines_only():
     code = "import fcnseg; fcnseg.quiet_tensorflow(); import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
     for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations"):
         assert noise not in done.stderr
@@ -93,7 +93,8 @@ try:
 except SystemExit as e:
     code = e.code
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print("\nRESULT", code, "tensorflow" in sys.modules, usage.ru_utime + usage.ru_stime)
+print()
+print("RESULT", code, "tensorflow" in sys.modules, usage.ru_utime + usage.ru_stime)
 """
 
 
