@@ -399,6 +399,10 @@ def _parse_args(argv=None):
     p.add_argument("--skip-scales", type=float, nargs=2, default=(0.01, 0.0001), metavar=("POOL4", "POOL3"),
                    help="FCN-16s/8s skip scaling (the paper's SGD values; use 1 1 with Adam)")
     p.add_argument("--fc-units", type=int, default=4096, help="width of fc6/fc7 (1x1 convolutions)")
+    p.add_argument("--fc-kernel-size", type=int, default=1, help="fc6's kernel size (the paper: 7)")
+    p.add_argument("--fc-weights", default="none",
+                   help="'none', 'imagenet' or a full VGG16 .h5 path: fc6/fc7 from VGG16's fc1/fc2 "
+                        "(needs --fc-kernel-size 7, --fc-units 4096)")
     p.add_argument("--frozen-blocks", type=int, default=0, choices=range(6), metavar="N",
                    help="keep VGG16 blocks 1..N fixed (cheaper steps)")
     p.add_argument("--image-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -472,7 +476,8 @@ def run(argv=None) -> dict:
             return load_fcn(args.init_from)
         return build_fcn(args.variant, num_classes=spec.num_classes, backbone_weights=weights,
                          decoder=args.decoder, skip_scales=tuple(args.skip_scales), fc_units=args.fc_units,
-                         frozen_blocks=args.frozen_blocks)
+                         frozen_blocks=args.frozen_blocks, fc_kernel_size=args.fc_kernel_size,
+                         fc_weights=None if args.fc_weights.lower() == "none" else args.fc_weights)
 
     train(
         build,
@@ -489,7 +494,7 @@ def run(argv=None) -> dict:
                       scales=args.eval_scales, flip=args.eval_flip)
     resolved = resolve_backbone_weights(weights)
     metrics = {
-        "recipe": {**vars(args), **{k: portable_path(getattr(args, k)) for k in ("root", "init_from", "out")},
+        "recipe": {**vars(args), **{k: portable_path(getattr(args, k)) for k in ("root", "init_from", "out", "fc_weights")},
                    "backbone_weights": weights and portable_path(resolved), "class_weights": class_weights},
         "backbone_weights": Path(resolved).name if resolved not in ("imagenet", None) else resolved,
         "best_checkpoint": json.loads((out / "best.json").read_text()),
