@@ -51,8 +51,9 @@ def test_fcn_trunk_reproduces_vgg16_logits_at_the_centre(random_vgg16):
     predictions.set_weights([kernel.reshape(1, 1, *kernel.shape), bias])
 
     rgb = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
-    expected = vgg.predict(keras.applications.vgg16.preprocess_input(rgb.copy()), verbose=0)
-    scores = trunk.predict(rgb, verbose=0)
+    # Direct calls, not predict(): no XLA compilation of two 138M-weight graphs.
+    expected = keras.ops.convert_to_numpy(vgg(keras.applications.vgg16.preprocess_input(rgb.copy())))
+    scores = keras.ops.convert_to_numpy(trunk(rgb))
     assert scores.shape == (2, 7, 7, 1000)
     assert np.abs(expected).max() > 1e-2 and np.std(expected) > 1e-3  # a real signal, not all zeros
     np.testing.assert_allclose(scores[:, 3, 3], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
