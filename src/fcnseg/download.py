@@ -425,21 +425,33 @@ def _split_complete(voc: Path, split: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``fcnseg-download --root data [--splits ...] [--base-url URL]``."""
+    """Command line: ``fcnseg-download --root data [--splits ...] [--base-url URL]``;
+    ``fcnseg-download --dataset voc2012 --sbd`` for VOC 2012 and SBD (`fcnseg.voc2012`)."""
     parser = argparse.ArgumentParser(
-        prog="fcnseg-download", description="Download and unpack PASCAL VOC 2007."
+        prog="fcnseg-download", description="Download and unpack PASCAL VOC 2007 (or VOC 2012 and SBD)."
     )
     parser.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/")
     parser.add_argument(
         "--splits", nargs="+", default=["trainval", "test"], choices=sorted(VOC2007_SPLITS)
     )
+    parser.add_argument("--dataset", default="voc2007", choices=("voc2007", "voc2012"),
+                        help="voc2012: the VOC 2012 trainval tarball (train, val, trainval; --splits is VOC 2007's)")
+    parser.add_argument("--sbd", action="store_true",
+                        help="with --dataset voc2012: also SBD (benchmark.tgz, 1.4 GB) for the train_aug split")
     parser.add_argument("--base-url", default=None, help=f"mirror replacing {VOC2007_URL}")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
+    if args.sbd and args.dataset != "voc2012":
+        parser.error("--sbd goes with --dataset voc2012 (SBD extends VOC 2012's training set)")
     try:
-        voc = download_voc2007(
-            args.root, splits=args.splits, base_url=args.base_url, progress=not args.quiet
-        )
+        if args.dataset == "voc2012":
+            from fcnseg.voc2012 import download_voc2012
+
+            voc = download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
+        else:
+            voc = download_voc2007(
+                args.root, splits=args.splits, base_url=args.base_url, progress=not args.quiet
+            )
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
