@@ -267,7 +267,7 @@ def test_bad_roots_and_dataset_names(tmp_path):
         read_split(tmp_path / "does-not-exist", "train")
     with pytest.raises(FileNotFoundError, match="no ImageSets/Segmentation"):
         read_split(tmp_path, "train")
-    with pytest.raises(ValueError, match=r"Unknown dataset 'pascal'.*\['camvid', 'voc2007'\]"):
+    with pytest.raises(ValueError, match=r"Unknown dataset 'pascal'.*\['camvid', 'voc2007', 'voc2012'\]"):
         get_spec("pascal")
     with pytest.raises(ValueError, match="at least 2 classes"):
         folder_dataset(["only"])

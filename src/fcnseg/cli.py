@@ -280,19 +280,31 @@ def main_export(argv=None) -> int:
 
 
 def main_download(argv=None) -> int:
-    """``fcnseg-download --root data [--splits ...] [--base-url URL]``; exit 1 on failure."""
+    """``fcnseg-download --root data [--splits ...] [--base-url URL]``, or ``--dataset voc2012 [--sbd]``;
+    exit 1 on failure."""
     from fcnseg import download
 
-    p = _parser("fcnseg-download", "Download and unpack PASCAL VOC 2007.")
+    p = _parser("fcnseg-download", "Download and unpack PASCAL VOC 2007 (or VOC 2012 and SBD).")
     p.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/ (default: %(default)s)")
+    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "voc2012"),
+                   help="voc2012: the VOC 2012 trainval tarball (default: %(default)s)")
+    p.add_argument("--sbd", action="store_true",
+                   help="with --dataset voc2012: also SBD (benchmark.tgz, 1.4 GB) for the train_aug split")
     p.add_argument("--splits", nargs="+", default=argparse.SUPPRESS, choices=sorted(download.VOC2007_SPLITS),
-                   help="default: trainval test")
+                   help="VOC 2007 only; default: trainval test")
     p.add_argument("--base-url", default=None, help=f"mirror replacing {download.VOC2007_URL}")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     args = p.parse_args(argv)
+    if args.sbd and args.dataset != "voc2012":
+        p.error("--sbd goes with --dataset voc2012 (SBD extends VOC 2012's training set)")
     splits = {"splits": args.splits} if hasattr(args, "splits") else {}
     try:
-        voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
+        if args.dataset == "voc2012":
+            from fcnseg.voc2012 import download_voc2012
+
+            voc = download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
+        else:
+            voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""Dataset descriptions and file loading: PASCAL VOC 2007, CamVid, any folder pair.
+"""Dataset descriptions and file loading: PASCAL VOC 2007, VOC 2012 with SBD, CamVid, any folder pair.
 
 A dataset is described once by a `DatasetSpec` (class names, colormap, which raw
 label is void, where images, masks and splits live). Everything downstream
@@ -85,6 +85,8 @@ class DatasetSpec:
 
     - ``"voc"``: ``ImageSets/Segmentation/<split>.txt`` lists ids, images are
       ``JPEGImages/<id>.jpg`` and masks ``SegmentationClass/<id>.png``.
+    - ``"voc_sbd"``: the ``"voc"`` layout (VOC 2012) plus the ``train_aug``
+      split with SBD's ``.mat`` masks (see `fcnseg.voc2012`).
     - ``"folders"``: ``image_dir`` and ``mask_dir`` are folder templates with a
       ``{split}`` field (CamVid: ``"{split}"`` and ``"{split}annot"``); an image
       and its mask share a file stem, and the split is whatever the folder holds.
@@ -156,11 +158,16 @@ CAMVID = DatasetSpec(
     "camvid", CAMVID_CLASSES, CAMVID_COLORMAP, 11, "folders",
     "{split}", "{split}annot", root_env="CAMVID_ROOT", eval_split="test",
 )  # fmt: skip
-DATASETS = {spec.name: spec for spec in (VOC2007, CAMVID)}
+# VOC 2012, and with SBD its train_aug split: the FCN paper's training data (fcnseg.voc2012).
+VOC2012 = DatasetSpec(
+    "voc2012", VOC_CLASSES, VOC_COLORMAP, VOID, "voc_sbd",
+    "JPEGImages", "SegmentationClass", root_env="VOC2012_ROOT",
+)  # fmt: skip
+DATASETS = {spec.name: spec for spec in (VOC2007, CAMVID, VOC2012)}
 
 
 def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
-    """Return the `DatasetSpec` for a built-in name (``"voc2007"``, ``"camvid"``) or a spec."""
+    """Return the `DatasetSpec` for a built-in name (``"voc2007"``, ``"voc2012"``, ``"camvid"``) or a spec."""
     if isinstance(dataset, DatasetSpec):
         return dataset
     try:
@@ -176,14 +183,15 @@ def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
     """Where a built-in dataset lives: its environment variable, else ``data/`` in the working folder.
 
     ``VOC_ROOT`` may point at ``.../VOCdevkit/VOC2007`` or at any folder that
-    contains ``VOCdevkit/VOC2007``; ``CAMVID_ROOT`` at the folder holding
-    ``train/``, ``trainannot/``, ... .
+    contains ``VOCdevkit/VOC2007``; ``VOC2012_ROOT`` likewise for VOC 2012;
+    ``CAMVID_ROOT`` at the folder holding ``train/``, ``trainannot/``, ... .
     """
     spec = get_spec(dataset)
     env = os.environ.get(spec.root_env or "")
     if env:
         return Path(env).expanduser()
-    return Path("data") / ("VOCdevkit/VOC2007" if spec.layout == "voc" else spec.name)
+    folder = {"voc": "VOCdevkit/VOC2007", "voc_sbd": "VOCdevkit/VOC2012"}.get(spec.layout, spec.name)
+    return Path("data") / folder
 
 
 def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007") -> Path:
@@ -192,14 +200,18 @@ def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007"
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root {root} does not exist (dataset {spec.name!r}).")
-    if spec.layout == "voc":
-        for candidate in (root, root / "VOC2007", root / "VOCdevkit" / "VOC2007"):
+    if spec.layout in ("voc", "voc_sbd"):
+        year, download = (
+            ("VOC2012", "fcnseg.voc2012.download_voc2012") if spec.layout == "voc_sbd"
+            else ("VOC2007", "fcnseg.download.download_voc2007")
+        )  # fmt: skip
+        for candidate in (root, root / year, root / "VOCdevkit" / year):
             if (candidate / "ImageSets" / "Segmentation").is_dir():
                 return candidate
         raise FileNotFoundError(
             f"{root} is not a PASCAL VOC folder: no ImageSets/Segmentation in it, in "
-            f"{root / 'VOC2007'} or in {root / 'VOCdevkit' / 'VOC2007'}. Download it with "
-            "fcnseg.download.download_voc2007(...) or set VOC_ROOT."
+            f"{root / year} or in {root / 'VOCdevkit' / year}. Download it with "
+            f"{download}(...) or set {spec.root_env}."
         )
     return root
 
@@ -208,6 +220,10 @@ def available_splits(root, dataset: str | DatasetSpec = "voc2007") -> list[str]:
     """The split names present under `root`."""
     spec = get_spec(dataset)
     root = resolve_root(root, spec)
+    if spec.layout == "voc_sbd":
+        from fcnseg.voc2012 import available_splits_voc2012
+
+        return available_splits_voc2012(root)
     if spec.layout == "voc":
         return sorted(p.stem for p in (root / "ImageSets" / "Segmentation").glob("*.txt"))
     return sorted(
@@ -233,6 +249,10 @@ def read_split(root, split: str, dataset: str | DatasetSpec = "voc2007") -> list
     root = resolve_root(root, spec)
     if spec.layout == "voc":
         samples = _voc_split(root, split, spec)
+    elif spec.layout == "voc_sbd":  # VOC 2012 and train_aug (fcnseg.voc2012)
+        from fcnseg.voc2012 import read_split_voc2012
+
+        samples = read_split_voc2012(root, split)
     else:
         samples = _folder_split(root, split, spec)
     if not samples:
@@ -337,7 +357,8 @@ def load_mask(path, dataset: str | DatasetSpec = "voc2007") -> np.ndarray:
     """Read a label mask as (H, W) uint8 class indices, void = 255.
 
     Palette PNGs (VOC) are read as their palette indices, never by matching
-    RGB colours. The dataset's own void label becomes 255, and any value that
+    RGB colours. SBD's ``.mat`` masks (``GTcls.Segmentation``) are read with
+    `fcnseg.voc2012.read_sbd_mask`. The dataset's own void label becomes 255, and any value that
     is neither a class nor void raises `ValueError` naming the file.
 
     >>> mask = load_mask(SAMPLE_ROOT / "SegmentationClass/001763.png")  # doctest: +SKIP
@@ -348,6 +369,10 @@ def load_mask(path, dataset: str | DatasetSpec = "voc2007") -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Mask file not found: {path}")
+    if path.suffix.lower() == ".mat":
+        from fcnseg.voc2012 import read_sbd_mask
+
+        return _to_labels(read_sbd_mask(path), spec, path)
     try:
         with Image.open(path) as im:
             if im.mode not in ("P", "L", "1", "I;16", "I"):
@@ -389,8 +414,9 @@ def load_sample(sample: Sample, dataset: str | DatasetSpec = "voc2007"):
 def check_samples(samples: Sequence[Sample], dataset: str | DatasetSpec = "voc2007") -> None:
     """Check, before any training, that every file exists and image/mask sizes agree.
 
-    Reads only file headers, so it is quick even for thousands of files. Raises
-    `FileNotFoundError` or `ValueError` naming the first offending files.
+    Reads only file headers, so it is quick even for thousands of files (SBD's
+    ``.mat`` masks have none and are read whole). Raises `FileNotFoundError`
+    or `ValueError` naming the first offending files.
     """
     missing = [str(p) for s in samples for p in (s.image_path, s.mask_path) if not p.is_file()]
     if missing:
@@ -398,6 +424,11 @@ def check_samples(samples: Sequence[Sample], dataset: str | DatasetSpec = "voc20
     for s in samples:
         sizes = []
         for p in (s.image_path, s.mask_path):
+            if p.suffix.lower() == ".mat":
+                from fcnseg.voc2012 import sbd_mask_size
+
+                sizes.append(sbd_mask_size(p))
+                continue
             try:
                 with Image.open(p) as im:
                     sizes.append(im.size)

@@ -27,6 +27,7 @@ from keras import layers, ops
 
 from fcnseg.checks import one_of
 from fcnseg.pretrained import PRETRAINED, pretrained_path
+from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
@@ -217,6 +218,7 @@ def build_fcn(
     skip_scales: tuple[float, float] = (0.01, 0.0001),
     frozen_blocks: int = 0,
     name: str | None = None,
+    fc_weights=None,
 ) -> keras.Model:
     """Build FCN-32s, FCN-16s or FCN-8s on a VGG16 encoder.
 
@@ -240,6 +242,11 @@ def build_fcn(
         frozen_blocks: keep the weights of VGG16 blocks 1..n fixed (0..5). Training
             then skips their backward pass: 3 blocks cut a training step by
             about 40% (their convolutions are 60% of the encoder's FLOPs).
+        fc_weights: ``None`` (fc6/fc7 at random), or ``"imagenet"`` or the path
+            of a full VGG16 ``.h5`` (``include_top=True``; ``"imagenet"`` reads
+            ``FCN_VGG16_FULL_WEIGHTS`` when set): fc6/fc7 become VGG16's fc1/fc2
+            as 7x7 and 1x1 convolutions, as in the paper (see `fcnseg.vgg_fc`).
+            Needs ``fc_kernel_size=7`` and ``fc_units=4096``.
 
     Returns:
         A `keras.Model` from images (RGB 0..255) to logits (batch, H, W, num_classes).
@@ -256,6 +263,10 @@ def build_fcn(
     channels = input_shape[-1]
     if channels not in (1, 3):
         raise ValueError(f"input_shape must end in 1 (grayscale) or 3 (RGB) channels, got {input_shape}.")
+    fc_init = None
+    if fc_weights is not None:
+        check_fc_shape(fc_kernel_size, fc_units)
+        fc_init = fc_kernels(fc_weights)  # before the encoder: a bad file fails fast
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
@@ -293,7 +304,11 @@ def build_fcn(
     x = CropToReference(name="crop_to_input")([x, inputs])
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
     default_name = f"fcn32s_{decoder}" if variant == "fcn32s" else variant
-    return keras.Model(inputs, logits, name=name or default_name)
+    model = keras.Model(inputs, logits, name=name or default_name)
+    if fc_init is not None:
+        model.get_layer("fc6").set_weights(fc_init[0])
+        model.get_layer("fc7").set_weights(fc_init[1])
+    return model
 
 
 def load_fcn(path) -> keras.Model:
