@@ -88,7 +88,7 @@ def release_model(run_dir, name: str = "camvid-fcn8s", *, out_dir=None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         weights_only.save(tmp)
-    spec = get_spec(metrics["recipe"]["dataset"])
+    spec = get_spec(metrics["parameters"]["dataset"])
     card = {
         "name": name,
         "file": path.name,
@@ -98,8 +98,8 @@ def release_model(run_dir, name: str = "camvid-fcn8s", *, out_dir=None) -> Path:
         "input": {"channels": model.input_shape[-1], "values": "RGB, 0..255 (uint8 or float)",
                   "size": "any height and width"},
         "output": f"logits (batch, height, width, {model.output_shape[-1]}) at the input's size; argmax = class id",
-        "parameters": model.count_params(),
-        **{k: metrics[k] for k in ("recipe", "backbone_weights", "best_checkpoint", "train_seconds")},
+        "parameters_count": model.count_params(),
+        **{k: metrics[k] for k in ("parameters", "encoder_weights", "best_checkpoint", "train_seconds")},
         "test": {k: metrics[k] for k in ("split", "num_images", "mean_iou", "frequency_weighted_iou",
                                          "pixel_accuracy", "iou_per_class")},
     }

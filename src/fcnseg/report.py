@@ -67,11 +67,14 @@ def encoder_label(weights, checkpoint=None) -> str:
     """
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        try:
-            used = json.loads((checkpoint.parent / "metrics.json").read_text())["parameters"]["backbone_weights"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
-        return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
+        # A run's metrics.json beside its best.keras, or a shipped model's card beside it.
+        for record in (checkpoint.parent / "metrics.json", checkpoint.with_suffix(".json")):
+            try:
+                used = json.loads(record.read_text())["parameters"]["backbone_weights"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
+        return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
     if weights == "imagenet":
         return "ImageNet (Keras VGG16)"
     if weights is None:
