@@ -68,7 +68,8 @@ def encoder_label(weights, checkpoint=None) -> str:
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         try:
-            used = json.loads((checkpoint.parent / "metrics.json").read_text())["parameters"]["backbone_weights"]
+            record = json.loads((checkpoint.parent / "metrics.json").read_text())
+            used = record["parameters" if "parameters" in record else "recipe"]["backbone_weights"]  # 0.2's: "recipe"
         except (OSError, ValueError, KeyError, TypeError):
             return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
         return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
