@@ -68,9 +68,10 @@ def encoder_label(weights, checkpoint=None) -> str:
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         # A run's metrics.json beside its best.keras, or a shipped model's card beside it.
-        for record in (checkpoint.parent / "metrics.json", checkpoint.with_suffix(".json")):
+        for record_file in (checkpoint.parent / "metrics.json", checkpoint.with_suffix(".json")):
             try:
-                used = json.loads(record.read_text())["parameters"]["backbone_weights"]
+                record = json.loads(record_file.read_text())
+                used = record["parameters" if "parameters" in record else "recipe"]["backbone_weights"]  # 0.2's: "recipe"
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
