@@ -122,7 +122,7 @@ def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
                                    "2e-5", "--backbone-weights", "none", "--jit", "--eval-flip"])  # fmt: skip
     assert options["epochs"] == 40 and options["image_size"] == (360, 480) and options["learning_rate"] == 2e-5
     assert options["backbone_weights"] is None and options["jit_compile"] is True and args.flip is True
-    assert options["fc_units"] == 1024  # the rest is the recipe's
+    assert options["skip_scales"] == (1.0, 1.0) and options["color_jitter"] == 0.3  # the rest is the recipe's
 
 
 # ------------------------------------------------------------------ fcnseg-predict

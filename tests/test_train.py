@@ -214,7 +214,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_we
                    "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
     parameters = stage1["parameters"]
     assert parameters["recipe"] == "camvid" and parameters["class_weights"] == "sqrt_median"
-    assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["frozen_blocks"] == 3
+    assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["skip_scales"] == [1.0, 1.0]
     assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
     assert stage1["encoder_weights"].startswith(vgg_weights.name) and stage1["best_checkpoint"]["epoch"] == 1
     assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]

@@ -20,7 +20,7 @@ lines in a notebook.
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.train`, `fcnseg.evaluate`,
 `fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
-`fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.pretrained` (the shipped models), `fcnseg.config` (the
+`fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.config` (the
 notebook's parameters), `fcnseg.report`, `fcnseg.cli` (the command lines).
 """
 
@@ -40,7 +40,6 @@ _HOMES = {
                 "pixel_accuracy"),
     "pipeline": ("make_dataset",),
     "predict": ("predict_logits", "predict_mask", "predict_masks"),
-    "pretrained": ("PRETRAINED", "pretrained_info"),
     "quiet": ("quiet_tensorflow",),
     "recipes": ("RECIPES", "recipe"),
     "segment": ("segment_files",),

@@ -27,7 +27,6 @@ from fcnseg.fcn import check_architecture, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.losses import make_loss
 from fcnseg.predict import check_scales
-from fcnseg.pretrained import PRETRAINED, pretrained_path
 from fcnseg.report import encoder_label
 from fcnseg.train import make_optimizer
 
@@ -91,14 +90,6 @@ class NotebookConfig:
     @property
     def train_options(self) -> dict:
         return recipes.options_for(self.options, "train")
-
-    @property
-    def history_csv(self) -> Path:
-        """The training history: this run's, a checkpoint's run folder's, or a shipped model's."""
-        if self.run_dir is not None:
-            return self.run_dir / "history.csv"
-        shipped = self.checkpoint.with_name(f"{self.checkpoint.stem}_history.csv")
-        return shipped if shipped.is_file() else self.checkpoint.parent / "history.csv"
 
     @property
     def predict_options(self) -> dict:
@@ -254,10 +245,7 @@ def _checkpoint(checkpoint) -> Path | None:
     if checkpoint is None:
         return None
     if not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(f"checkpoint must be the path of a .keras file, a shipped model's name or None, "
-                         f"got {checkpoint!r}.")
-    if checkpoint in PRETRAINED:
-        return pretrained_path(checkpoint)
+        raise ValueError(f"checkpoint must be the path of a .keras file or None, got {checkpoint!r}.")
     path = Path(checkpoint).expanduser()
     if path.suffix != ".keras":
         raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train.train, got {path}.")

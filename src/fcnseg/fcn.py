@@ -26,7 +26,6 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import one_of
-from fcnseg.pretrained import PRETRAINED, pretrained_path
 from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
@@ -312,8 +311,7 @@ def build_fcn(
 
 
 def load_fcn(path) -> keras.Model:
-    """Load a model saved with ``model.save("x.keras")``, or a shipped model by
-    name (``"camvid-fcn8s"``, see `fcnseg.pretrained`), in Keras' safe mode.
+    """Load a model saved with ``model.save("x.keras")``, in Keras' safe mode.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded. The
@@ -325,10 +323,7 @@ def load_fcn(path) -> keras.Model:
     makes them, so the model trains on AMX CPUs too.
 
     >>> model = load_fcn("runs/camvid_fcn8s/best.keras")  # doctest: +SKIP
-    >>> model = load_fcn("camvid-fcn8s")  # doctest: +SKIP
     """
-    if isinstance(path, str) and path in PRETRAINED:
-        path = pretrained_path(path)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Model file not found: {path}")

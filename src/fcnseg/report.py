@@ -67,15 +67,12 @@ def encoder_label(weights, checkpoint=None) -> str:
     """
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        # A run's metrics.json beside its best.keras, or a shipped model's card beside it.
-        for record_file in (checkpoint.parent / "metrics.json", checkpoint.with_suffix(".json")):
-            try:
-                record = json.loads(record_file.read_text())
-                used = record["parameters" if "parameters" in record else "recipe"]["backbone_weights"]  # 0.2's: "recipe"
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
-        return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
+        try:
+            record = json.loads((checkpoint.parent / "metrics.json").read_text())
+            used = record["parameters" if "parameters" in record else "recipe"]["backbone_weights"]  # 0.2's: "recipe"
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
+        return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
     if weights == "imagenet":
         return "ImageNet (Keras VGG16)"
     if weights is None:
