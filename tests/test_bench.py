@@ -30,6 +30,13 @@ EXPECTED = {
 }
 
 
+def cpuinfo_flags() -> set[str]:
+    """The flags of the first CPU in /proc/cpuinfo (none where the file is missing, e.g. macOS)."""
+    path = Path("/proc/cpuinfo")
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return next((set(l.split(":", 1)[1].split()) for l in lines if l.startswith("flags")), set())
+
+
 def run_tiny(cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, str(ROOT / "bench" / "bench.py"), "--tiny"]
@@ -62,7 +69,11 @@ def test_bench_tiny_prints_one_json_figure_per_line(tmp_path):
     env = next(r for r in records if r["figure"] == "environment")
     for key in ("cpu_count", "tensorflow", "keras", "cpu_flags", "gpu_present"):
         assert key in env
-    assert {"avx512_bf16", "amx_tile"} <= set(env["cpu_flags"])
+    # The flags it reports are the CPU's, read here from /proc/cpuinfo.
+    flags = cpuinfo_flags()
+    assert set(env["cpu_flags"]) >= {"avx2", "avx512_bf16", "amx_tile", "amx_bf16"}
+    assert env["cpu_flags"] == {name: name in flags for name in env["cpu_flags"]}
+    assert env["amx"] == ("amx_tile" in flags)
 
     missing = EXPECTED - set(figures)
     assert not missing, f"figures missing: {sorted(missing)}"

@@ -18,28 +18,31 @@ import keras
 import numpy as np
 import pytest
 
-from fcnseg.fcn import build_fcn, load_fcn
-from fcnseg.pipeline import make_dataset
 from fcnseg.cli import run_train as run
+from fcnseg.datasets import load_image
+from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.distribute import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy
+from fcnseg.pipeline import make_dataset, resize_pair
 from fcnseg.train import set_precision, train
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = ["best.json", "best.keras", "history.csv", "metrics.json"]
 WORKER_TIMEOUT = 240  # seconds for one launch of both workers; a hung worker fails the test
 
-# The real CLI entry point (`fcnseg.cli:main_train`), with a probe callback added through the
-# Python API: each worker records its step counts, its first local batch and its final weights
-# under PROBE_DIR and, with PAUSE_AT_EPOCH2 set, pauses after epoch 2's first step.
+# The real CLI entry point (`fcnseg.cli:main_train`), with probes added through the Python API:
+# each worker records its step counts and final weights under PROBE_DIR, and the images
+# its `fit` consumed at each step (seen by the train step itself, after tf.distribute
+# split the global batch); with PAUSE_AT_EPOCH2 set it pauses after epoch 2's first step.
 WORKER = """
 import importlib, json, os, sys, time
 from pathlib import Path
-import keras, numpy as np
+import keras, numpy as np, tensorflow as tf
 cli = importlib.import_module("fcnseg.cli")
 training = importlib.import_module("fcnseg.train")
 probe_dir = Path(os.environ["PROBE_DIR"])
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 pause = float(os.environ.get("PAUSE_AT_EPOCH2", 0))
+consumed = []  # per epoch, the local images of each step
 
 class Probe(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -47,6 +50,7 @@ class Probe(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.steps.append(0)
+        consumed.append([])
     def on_train_batch_end(self, batch, logs=None):
         self.steps[-1] += 1
         if pause and self.epoch == 1 and batch == 0:
@@ -55,11 +59,25 @@ class Probe(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.model.save_weights(probe_dir / f"worker{index}.weights.h5")
         (probe_dir / f"steps{index}.json").write_text(json.dumps(self.steps))
+        np.savez(probe_dir / f"consumed{index}.npz", *[np.stack(images) for images in consumed if images])
 
-def probed_train(model, train_ds, *args, strategy, callbacks=(), **kwargs):
-    images, _ = next(iter(strategy.experimental_distribute_dataset(train_ds)))
-    np.save(probe_dir / f"batch{index}.npy", strategy.experimental_local_results(images)[0].numpy())
-    return train(model, train_ds, *args, strategy=strategy, callbacks=[*callbacks, Probe()], **kwargs)
+def record(images):
+    consumed[-1].append(images.numpy())
+    return 0
+
+def probed(build):
+    def build_and_probe():
+        model = build()
+        step = model.train_step
+        def train_step(data):
+            tf.py_function(record, [data[0]], tf.int32)
+            return step(data)
+        model.train_step = train_step
+        return model
+    return build_and_probe
+
+def probed_train(model, train_ds, *args, callbacks=(), **kwargs):
+    return train(probed(model), train_ds, *args, callbacks=[*callbacks, Probe()], **kwargs)
 
 train, training.train = training.train, probed_train  # the CLI imports fcnseg.train's train when it runs
 sys.exit(cli.main_train(sys.argv[1:]))
@@ -77,21 +95,15 @@ def tf_configs(workers: int = 2) -> list[str]:
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
 
 
-def small_camvid(camvid_root, root):
-    """4 train, 2 val and 2 test frames (symlinks): 2 steps of global batch 2 per epoch."""
-    for split, count in (("train", 4), ("val", 2), ("test", 2)):
-        for folder in (split, f"{split}annot"):
-            (root / folder).mkdir(parents=True)
-            for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
-                (root / folder / path.name).symlink_to(path)
-    return root
-
-
 def cli_args(root, out, epochs):
+    """4 train frames (the `small_camvid` folder), global batch 2: 2 steps per epoch. Scale range 1 1
+    leaves random flips as the only augmentation, so each image seen is a whole frame, maybe mirrored.
+    FCN-32s with the bilinear decoder and sparse cross-entropy (the default recipe's decoder and BCE
+    are not what this checks)."""
     return ["--dataset", "camvid", "--root", str(root), "--variant", "fcn32s", "--decoder", "bilinear",
-            "--loss", "sparse_ce", "--backbone-weights", "none",
-            "--fc-units", "32", "--image-size", "64", "64", "--batch-size", "2", "--epochs", str(epochs),
-            "--precision", "float32", "--schedule", "constant", "--strategy", "multiworker", "--out", str(out)]
+            "--loss", "sparse_ce", "--backbone-weights", "none", "--fc-units", "32", "--image-size", "64", "64",
+            "--scale-range", "1", "1", "--batch-size", "2", "--epochs", str(epochs), "--precision", "float32",
+            "--schedule", "constant", "--strategy", "multiworker", "--out", str(out)]
 
 
 def launch(configs, args, tmp_path, name, *, probe=True, **env):
@@ -157,12 +169,11 @@ def assert_one_consistent_run(out, epochs):
 
 
 @pytest.fixture(scope="module")
-def two_workers(camvid_root, tmp_path_factory):
+def two_workers(small_camvid, tmp_path_factory):
     """Two epochs on two worker processes; returns the run folder and the probe folder."""
     tmp_path = tmp_path_factory.mktemp("two_workers")
-    root = small_camvid(camvid_root, tmp_path / "camvid")
     out = tmp_path / "run"
-    wait_all(launch(tf_configs(), cli_args(root, out, 2), tmp_path, "worker"), tmp_path, "worker")
+    wait_all(launch(tf_configs(), cli_args(small_camvid, out, 2), tmp_path, "worker"), tmp_path, "worker")
     return out, tmp_path
 
 
@@ -176,11 +187,30 @@ def test_two_workers_train_and_end_with_identical_weights(two_workers):
         np.testing.assert_array_equal(a, b)
 
 
-def test_each_worker_gets_its_own_share_of_the_global_batch(two_workers):
+def frame_ids(images, frames):
+    """Which of `frames` (64x64 RGB, float) each image is, itself or mirrored (the only augmentation left)."""
+    ids = []
+    for image in images:
+        distances = [min(np.abs(image - f).mean(), np.abs(image - f[:, ::-1]).mean()) for f in frames]
+        best = int(np.argmin(distances))
+        assert distances[best] < 1.0 < sorted(distances)[1], distances  # one frame, clearly
+        ids.append(best)
+    return ids
+
+
+def test_each_worker_fits_on_its_own_share_of_every_global_batch(two_workers, small_camvid):
     _, tmp_path = two_workers
-    batches = [np.load(tmp_path / "probe" / f"batch{i}.npy") for i in range(2)]
-    assert batches[0].shape == batches[1].shape == (1, 64, 64, 3)  # --batch-size 2 over 2 workers
-    assert not np.array_equal(batches[0], batches[1])
+    paths = sorted((small_camvid / "train").glob("*.png"))
+    frames = [resize_pair(load_image(p), np.zeros((1, 1), np.uint8), (64, 64))[0].numpy() for p in paths]
+    seen = []  # seen[worker][epoch][step]: the frame ids that worker's train step received
+    for i in range(2):
+        with np.load(tmp_path / "probe" / f"consumed{i}.npz") as consumed:
+            epochs = [consumed[f"arr_{e}"] for e in range(len(consumed.files))]
+        assert [e.shape for e in epochs] == [(2, 1, 64, 64, 3)] * 2  # 2 epochs of 2 steps, 1 image each: half of 2
+        seen.append([[frame_ids(step, frames) for step in epoch] for epoch in epochs])
+    for epoch in range(2):
+        ids = [frame for worker in seen for frame in sum(worker[epoch], [])]
+        assert sorted(ids) == [0, 1, 2, 3], f"epoch {epoch + 1}: the workers saw frames {seen}"  # each once, none twice
 
 
 def test_only_the_chief_writes_the_run_files(two_workers):
@@ -189,10 +219,9 @@ def test_only_the_chief_writes_the_run_files(two_workers):
     assert not list((tmp_path / "worker_tmp").iterdir())  # the other worker's saves were deleted
 
 
-def test_a_killed_worker_is_restarted_and_the_run_resumes(camvid_root, tmp_path):
-    root = small_camvid(camvid_root, tmp_path / "camvid")
+def test_a_killed_worker_is_restarted_and_the_run_resumes(small_camvid, tmp_path):
     out = tmp_path / "run"
-    configs, args = tf_configs(), cli_args(root, out, 2)
+    configs, args = tf_configs(), cli_args(small_camvid, out, 2)
 
     procs = launch(configs, args, tmp_path, "first", PAUSE_AT_EPOCH2="5")
     try:
@@ -256,14 +285,30 @@ def test_the_cli_refuses_multiworker_without_tf_config(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ mixed precision
 
 
+class LossScaleLog(keras.callbacks.Callback):
+    """The optimizer's loss scale after each step."""
+
+    def on_train_begin(self, logs=None):
+        self.scales = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.scales.append(float(self.model.optimizer.dynamic_scale))
+
+
 def test_mixed_float16_training_scales_the_loss(camvid_root, tmp_path):
-    """train() compiles under the global policy: Keras wraps Adam in a LossScaleOptimizer."""
-    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(64, 64), batch_size=1).take(1)
+    """train() under mixed_float16 trains with dynamic loss scaling: finite losses, and a scale
+    that moves from step to step (it doubles after each run of finite steps and halves when
+    float16 gradients overflow; a growth period of 1 step makes that visible in a few steps)."""
+    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(64, 64), batch_size=1).take(4)
+    scales = LossScaleLog()
     try:
         set_precision("mixed_float16")
         history = train(lambda: build_fcn("fcn32s", num_classes=11, fc_units=32, backbone_weights=None), ds,
-                        epochs=1, checkpoint_dir=tmp_path, verbose=0)
+                        epochs=1, optimizer=lambda: keras.optimizers.LossScaleOptimizer(
+                            keras.optimizers.Adam(1e-4), dynamic_growth_steps=1),
+                        callbacks=[scales], checkpoint_dir=tmp_path, verbose=0)  # fmt: skip
     finally:
         set_precision("float32")
-    assert isinstance(history.model.optimizer, keras.optimizers.LossScaleOptimizer)
-    assert isinstance(history.model.optimizer.inner_optimizer, keras.optimizers.Adam)
+    assert np.isfinite(history.history["loss"]).all()
+    assert len(scales.scales) == 4 and len(set(scales.scales)) > 1, scales.scales
+    assert history.model.get_layer("fc7").compute_dtype == "float16"

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import re
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -303,6 +304,28 @@ def test_cli_with_data_present(server, tarballs, tmp_path, capsys):
     assert main_download(["--root", str(root), "--quiet", "--base-url", server.url]) == 0
     assert capsys.readouterr().out.strip() == str(root / "VOCdevkit" / "VOC2007")
     assert server.requests == []
+
+
+def test_cli_splits_fetch_only_their_tarball_and_a_failure_exits_1(server, tarballs, tmp_path, capsys, script):
+    _, files = tarballs
+    root = tmp_path / "data"
+    download_voc2007(root, splits="test", base_url=server.url, files=files, progress=False)
+    server.requests.clear()
+    voc = root / "VOCdevkit" / "VOC2007"
+    assert main_download(["--root", str(root), "--splits", "test", "--base-url", server.url, "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(voc) and server.requests == []  # present: nothing fetched
+
+    # train and val need the trainval tarball only; this server's is not the official file (md5), so
+    # `fcnseg-download` stops with exit status 1 and a message, keeping nothing it downloaded.
+    done = subprocess.run([script("fcnseg-download"), "--root", str(root), "--splits", "train", "val",
+                           "--base-url", server.url, "--quiet"], capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "removed" in error[0] and TRAINVAL_TAR in error[0], done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert [path for path, _ in server.requests] == ["/" + TRAINVAL_TAR]
+    assert not (root / "downloads" / TRAINVAL_TAR).exists()
+    assert [s.id for s in read_split(root, "test")] == SPLITS["test"]  # what was there stays
 
 
 def test_url_for():

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import fcnseg
-from fcnseg.datasets import SAMPLE_ROOT
+from fcnseg.datasets import SAMPLE_ROOT, get_spec
+from fcnseg.cli import main_predict as predict_main
 
 REPO = Path(__file__).resolve().parents[1]
 API = ("build_fcn", "load_fcn", "make_dataset", "read_split", "load_image", "load_mask", "folder_dataset", "train",
@@ -98,16 +99,16 @@ print("RESULT", code, "tensorflow" in sys.modules, usage.ru_utime + usage.ru_sti
 """
 
 
-@pytest.mark.parametrize("script", sorted(SCRIPTS))
-def test_every_console_script_answers_help_and_argument_errors_without_tensorflow(script):
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_every_console_script_answers_help_and_argument_errors_without_tensorflow(name):
     """Each script of pyproject.toml (run as its entry point) answers at once: under a second of CPU."""
     for args, exit_code in ((["--help"], 0), (["--no-such-option"], 2)):
-        done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, SCRIPTS[script], *args], capture_output=True,
+        done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, SCRIPTS[name], *args], capture_output=True,
                               text=True, timeout=180)  # fmt: skip
         code, tensorflow, seconds = done.stdout.strip().splitlines()[-1].split()[1:]
-        assert (int(code), tensorflow) == (exit_code, "False"), (script, args, done.stderr)
-        assert float(seconds) < 1.0, (script, args, seconds)
-        assert (done.stdout if exit_code == 0 else done.stderr).startswith(f"usage: {script}"), script
+        assert (int(code), tensorflow) == (exit_code, "False"), (name, args, done.stderr)
+        assert float(seconds) < 1.0, (name, args, seconds)
+        assert (done.stdout if exit_code == 0 else done.stderr).startswith(f"usage: {name}"), name
 
 
 def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
@@ -125,17 +126,39 @@ def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
     assert options["skip_scales"] == (1.0, 1.0) and options["color_jitter"] == 0.3  # the rest is the recipe's
 
 
+def test_console_scripts_are_found_off_path(script, monkeypatch):
+    monkeypatch.setenv("PATH", os.devnull)  # a PATH without the scripts: a virtual environment not activated
+    for name in SCRIPTS:
+        path = Path(script(name))
+        assert path.is_file() and path.name.startswith(name), path
+
+
+def test_every_installed_console_script_answers_help(script):
+    assert {"fcnseg-train", "fcnseg-evaluate", "fcnseg-download", "fcnseg-predict", "fcnseg-export"} <= set(SCRIPTS)
+    for name in SCRIPTS:
+        done = subprocess.run([script(name), "--help"], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (name, done.stderr)
+        assert done.stdout.startswith(f"usage: {name}"), name
+
+
 # ------------------------------------------------------------------ fcnseg-predict
 
 
 @pytest.fixture(scope="module")
 def small_model_file(tmp_path_factory):
-    """A random-weight FCN-8s with CamVid's 11 classes, saved as a user's best.keras would be."""
+    """A random-weight FCN-8s with CamVid's 11 classes, saved as a user's best.keras would be.
+
+    Its score kernels have zero mean over their inputs, so that its maps hold several
+    classes (random ReLU features share one direction that plain random kernels turn
+    into one class everywhere) and test-time augmentation changes some pixels."""
     import keras
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "fcn8s.keras"
-    fcnseg.build_fcn("fcn8s", num_classes=11, backbone_weights=None, fc_units=16).save(path)
+    model = fcnseg.build_fcn("fcn8s", num_classes=11, backbone_weights=None, fc_units=16)
+    kernel = np.random.default_rng(0).normal(size=model.get_layer("score_fr").kernel.shape)
+    model.get_layer("score_fr").kernel.assign(kernel - kernel.mean(axis=2, keepdims=True))
+    model.save(path)
     return path
 
 
@@ -151,36 +174,62 @@ def photos(camvid_root, tmp_path):
     return folder
 
 
-def _predict(*args):
-    return subprocess.run([sys.executable, "-m", "fcnseg.cli", "predict", *map(str, args), "--quiet"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+def read_png(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
 
 
-def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path):
+def assert_outputs(out, photo, mask, alpha):
+    """The colour mask is CamVid's colours of `mask`; the overlay (1 - alpha) * photo + alpha * colours."""
+    colours = get_spec("camvid").colormap[mask]
+    np.testing.assert_array_equal(read_png(out / "colored" / f"{photo.stem}.png"), colours)
+    blend = (1 - alpha) * fcnseg.load_image(photo).astype(np.float64) + alpha * colours
+    overlay = read_png(out / "overlays" / f"{photo.stem}.png").astype(np.int64)
+    assert np.abs(overlay - np.rint(blend)).max() <= 1  # rounding at .5 may go either way
+
+
+def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path,
+                                                                                  script, capsys):  # fmt: skip
     out = tmp_path / "out"
-    done = _predict(small_model_file, photos, "--out", out)
+    options = ["--input-size", "90", "120", "--scales", "1", "1.5", "--flip", "--alpha", "0.3", "--dataset", "camvid"]
+    done = subprocess.run([script("fcnseg-predict"), str(small_model_file), str(photos), "--out", str(out), *options,
+                           "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1, done.stderr  # one input failed
     assert "broken.jpg" in done.stderr and "Cannot decode" in done.stderr
     good = sorted(p for p in photos.iterdir() if p.name != "broken.jpg")
     assert len(good) == 3
+    model = fcnseg.load_fcn(small_model_file)
     for photo in good:
         width, height = Image.open(photo).size
-        mask = np.asarray(Image.open(out / "masks" / f"{photo.stem}.png"))
+        mask = read_png(out / "masks" / f"{photo.stem}.png")
         assert mask.shape == (height, width) and mask.dtype == np.uint8 and mask.max() < 11
         for kind in ("colored", "overlays"):
             picture = Image.open(out / kind / f"{photo.stem}.png")
             assert picture.size == (width, height) and picture.mode == "RGB"
-        # The mask is the model's prediction for that photo.
-        model = fcnseg.load_fcn(small_model_file)
-        np.testing.assert_array_equal(mask, fcnseg.predict_mask(model, photo))
+        # The mask is the model's prediction for that photo, with the options given.
+        at_size = fcnseg.predict_mask(model, photo, input_size=(90, 120))
+        np.testing.assert_array_equal(mask, fcnseg.predict_mask(model, photo, input_size=(90, 120),
+                                                                scales=(1.0, 1.5), flip=True))  # fmt: skip
+        assert not np.array_equal(mask, at_size)  # the scales and the flip show
+        assert np.unique(mask).size >= 2
+        assert_outputs(out, photo, mask, alpha=0.3)
     assert not any((out / kind / "broken.png").exists() for kind in ("masks", "colored", "overlays"))
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no half-written temporary files
 
     # A second run keeps what exists (byte for byte) and only reports the bad file again.
+    argv = [str(small_model_file), str(photos), "--out", str(out), "--input-size", "90", "120", "--quiet"]
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.png")}
-    again = _predict(small_model_file, photos, "--out", out)
-    assert again.returncode == 1 and "0 file(s) written, 9 kept" in again.stdout
+    capsys.readouterr()
+    assert predict_main(argv) == 1 and "0 file(s) written, 9 kept" in capsys.readouterr().out
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*.png")} == before
+
+    # --overwrite replaces them all: the plain prediction at 90x120, overlays at the default alpha 0.5.
+    assert predict_main([*argv, "--overwrite"]) == 1 and "9 file(s) written, 0 kept" in capsys.readouterr().out
+    for photo in good:
+        mask = read_png(out / "masks" / f"{photo.stem}.png")
+        np.testing.assert_array_equal(mask, fcnseg.predict_mask(model, photo, input_size=(90, 120)))
+        assert_outputs(out, photo, mask, alpha=0.5)
+    with pytest.raises(ValueError, match="dataset 'voc2007' has 21"):  # --dataset reaches segment_files
+        predict_main([*argv, "--dataset", "voc2007"])
 
 
 def test_segment_files_overwrite_globs_and_missing_inputs(small_model_file, photos, tmp_path):

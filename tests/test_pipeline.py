@@ -218,6 +218,59 @@ def test_own_folder_dataset_with_custom_void(tmp_path):
     assert masks.numpy()[0].tolist() == [[0, 1, 2, VOID]] * 4
 
 
+def copy_camvid(camvid_root, root: Path, count: int) -> Path:
+    """The first `count` CamVid train frames and masks, copied (not linked) into `root`."""
+    for folder in ("train", "trainannot"):
+        (root / folder).mkdir(parents=True)
+        for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
+            shutil.copy(path, root / folder / path.name)
+    return root
+
+
+def batches(ds):
+    return [[t.numpy() for t in batch] for batch in ds]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_cache_serves_later_epochs_from_memory(camvid_root, tmp_path, augment):
+    """cache=True (the command line's setting) decodes the files once: with them deleted after the
+    first epoch, the next epochs still come, the same examples (reshuffled and re-augmented when augmenting)."""
+    root = copy_camvid(camvid_root, tmp_path / "camvid", 4)
+    kwargs = dict(dataset="camvid", image_size=(36, 48), batch_size=2, augment=augment, seed=0)
+    cached = make_dataset(root, "train", cache=True, **kwargs)
+    uncached = make_dataset(root, "train", **kwargs)
+    first = batches(cached)
+    batches(uncached)
+    shutil.rmtree(root / "train")
+    for _ in range(2):
+        later = batches(cached)
+        assert [b[0].shape for b in later] == [(2, 36, 48, 3)] * 2
+        if not augment:
+            for (images, masks), (images2, masks2) in zip(first, later):
+                np.testing.assert_array_equal(images, images2)
+                np.testing.assert_array_equal(masks, masks2)
+    with pytest.raises((tf.errors.OpError, OSError, ValueError)):
+        batches(uncached)  # without the cache the files are read again
+
+
+@pytest.fixture(scope="module")
+def five_frames(camvid_root, tmp_path_factory):
+    return copy_camvid(camvid_root, tmp_path_factory.mktemp("five"), 5)
+
+
+@pytest.mark.parametrize("drop_remainder, augment, sizes", [
+    (None, False, [2, 2, 1]),  # default: keep the last, smaller batch for evaluation
+    (None, True, [2, 2]),  # default when augmenting: fixed shapes for training
+    (True, False, [2, 2]),
+    (False, True, [2, 2, 1]),
+])  # fmt: skip
+def test_drop_remainder(five_frames, drop_remainder, augment, sizes):
+    ds = make_dataset(five_frames, "train", dataset="camvid", image_size=(36, 48), batch_size=2, augment=augment, seed=0,
+                      drop_remainder=drop_remainder)  # fmt: skip
+    assert [len(images) for images, _ in batches(ds)] == sizes
+    assert ds.element_spec[0].shape[0] == (2 if sizes[-1] == 2 else None)  # a static batch size when dropped
+
+
 # --- Errors ----------------------------------------------------------------------------------
 
 

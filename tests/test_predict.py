@@ -4,13 +4,14 @@ its size, channels or dtype, input_size, refusals, and scores on real CamVid and
 
 import numpy as np
 import pytest
-from keras import ops
 from PIL import Image
 
-from fcnseg.datasets import VOID, load_mask, read_split
+from fcnseg.datasets import VOID, load_image, load_mask, read_split
 from fcnseg.evaluate import evaluate
 from fcnseg.fcn import build_fcn
 from fcnseg.predict import predict_logits, predict_mask, predict_masks
+
+import reference
 
 from fcnseg.datasets import SAMPLE_ROOT as VOC_SAMPLE
 rng = np.random.default_rng(0)
@@ -66,12 +67,20 @@ def test_grayscale_model_takes_rgb_images(vgg_weights, image):
     assert predict_mask(gray_model, image).shape == (33, 47)  # colour converted to luminance
 
 
+def assert_logits_close(actual, expected):
+    """Equal up to the resizing libraries' round-off: 1e-3 of the largest logit."""
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
+
+
+def assert_logits_differ(a, b):
+    assert np.abs(a - b).max() > 0.05 * np.abs(b).max(), "the option changed nothing"
+
+
 def test_input_size_resizes_and_brings_logits_back(model, image):
     logits = predict_logits(model, image[None], input_size=(32, 64))
     assert logits.shape == (1, 33, 47, 11) and logits.dtype == np.float32
-    small = ops.image.resize(image[None].astype("float32"), (32, 64), "bilinear", antialias=True)
-    expected = ops.image.resize(model(small), (33, 47), "bilinear")
-    np.testing.assert_allclose(logits, ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-3)
+    assert_logits_close(logits, reference.tta_logits(model, image[None], input_size=(32, 64)))
+    assert_logits_differ(logits, predict_logits(model, image[None]))
 
     mask = predict_mask(model, image, input_size=(32, 64))
     assert mask.shape == (33, 47) and mask.dtype == np.uint8
@@ -81,27 +90,33 @@ def test_input_size_resizes_and_brings_logits_back(model, image):
 
 
 def test_flip_averages_with_the_mirrored_prediction(model, image):
-    logits = predict_logits(model, image[None], flip=True)
     x = image[None].astype("float32")
-    mirrored = ops.convert_to_numpy(model(x[:, :, ::-1].copy()))[:, :, ::-1]
-    np.testing.assert_allclose(logits, (ops.convert_to_numpy(model(x)) + mirrored) / 2, rtol=1e-4, atol=1e-3)
+    plain = model.predict(x, verbose=0)
+    mirrored = model.predict(np.ascontiguousarray(x[:, :, ::-1]), verbose=0)[:, :, ::-1]
+    assert_logits_differ(mirrored, plain)  # the model is not mirror-symmetric, so flipping must show
+    logits = predict_logits(model, image[None], flip=True)
+    assert_logits_close(logits, (plain + mirrored) / 2)
+    assert_logits_differ(logits, plain)
     # A mirror-symmetric image gets a mirror-symmetric prediction, which one pass does not give.
     symmetric = np.concatenate([image, image[:, ::-1]], axis=1)
     sym_logits = predict_logits(model, symmetric[None], flip=True)
     np.testing.assert_allclose(sym_logits, sym_logits[:, :, ::-1], rtol=1e-4, atol=1e-3)
     assert not np.allclose(predict_logits(model, symmetric[None]), sym_logits, atol=1e-3)
     mask = predict_mask(model, image, flip=True, input_size=(32, 64))
-    assert mask.shape == (33, 47) and mask.dtype == np.uint8
+    expected = reference.tta_logits(model, image[None], flip=True, input_size=(32, 64))[0].argmax(-1)
+    assert mask.shape == (33, 47) and (mask == expected).mean() > 0.99
 
 
 def test_scales_average_the_logits_of_each_input_scale(model, image):
-    at = {size: predict_logits(model, image[None], input_size=size) for size in [(33, 47), (41, 59), (16, 24)]}
-    np.testing.assert_allclose(predict_logits(model, image[None], scales=(1.0, 1.25, 0.5)),
-                               (at[(33, 47)] + at[(41, 59)] + at[(16, 24)]) / 3, rtol=1e-4, atol=1e-3)  # fmt: skip
+    single = predict_logits(model, image[None])
+    scaled = predict_logits(model, image[None], scales=(1.0, 1.25, 0.75))
+    assert_logits_close(scaled, reference.tta_logits(model, image[None], scales=(1.0, 1.25, 0.75)))
+    assert_logits_differ(scaled, single)
     # Scales multiply input_size; with flip every scale is flip-averaged.
-    flipped = [predict_logits(model, image[None], input_size=size, flip=True) for size in [(32, 64), (48, 96)]]
-    np.testing.assert_allclose(predict_logits(model, image[None], input_size=(32, 64), scales=(1, 1.5), flip=True),
-                               sum(flipped) / 2, rtol=1e-4, atol=1e-3)  # fmt: skip
+    options = dict(input_size=(32, 64), scales=(1, 1.5), flip=True)
+    both = predict_logits(model, image[None], **options)
+    assert_logits_close(both, reference.tta_logits(model, image[None], **options))
+    assert_logits_differ(both, predict_logits(model, image[None], input_size=(32, 64), scales=(1, 1.5)))
     # One scale of 1 (a number or a list) is the plain prediction.
     np.testing.assert_array_equal(predict_mask(model, image, scales=np.float32(1)), predict_mask(model, image))
     masks = predict_masks(model, [image, image[:20]], scales=[1.0, 1.25])
@@ -168,10 +183,22 @@ def check_scores(scores, num_images, masks):
 def test_evaluate_on_real_camvid(model, camvid_root, tta):
     scores = evaluate(model, camvid_root, "val", dataset="camvid", input_size=(64, 96), batch_size=2, max_images=3,
                       **tta)  # fmt: skip
-    masks = [load_mask(s.mask_path, "camvid") for s in read_split(camvid_root, "val", "camvid")[:3]]
+    samples = read_split(camvid_root, "val", "camvid")[:3]
+    masks = [load_mask(s.mask_path, "camvid") for s in samples]
     check_scores(scores, 3, masks)
     assert scores["dataset"] == "camvid" and scores["split"] == "val"
     assert list(scores["iou_per_class"])[:3] == ["Sky", "Building", "Pole"]
+
+    # The confusion matrix is that of the augmented prediction, computed here from its definition.
+    images = np.stack([load_image(s.image_path) for s in samples])
+    def reference_cm(**options):
+        logits = reference.tta_logits(model, images, input_size=(64, 96), **options)
+        return reference.confusion(masks, logits.argmax(-1), 11)
+    expected = reference_cm(**tta)
+    pixels = int(expected.sum())
+    assert reference.pixels_apart(scores["confusion_matrix"], expected) <= 0.001 * pixels
+    if tta:  # and the augmentation shows: leaving it out would be caught
+        assert reference.pixels_apart(expected, reference_cm()) > 0.005 * pixels
 
 
 def test_evaluate_on_the_voc_sample(vgg_weights):

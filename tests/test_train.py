@@ -2,11 +2,13 @@
 (64x96, batch 2, three batches per epoch) with the real VGG16 weights."""
 
 import csv
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -16,11 +18,15 @@ import tensorflow as tf
 
 from fcnseg.cli import run_evaluate as evaluate_run
 from fcnseg.cli import run_train as run
+from fcnseg.datasets import load_image, load_mask, read_split
 from fcnseg.evaluate import evaluate
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
 from fcnseg.pipeline import make_dataset
-from fcnseg.train import train
+from fcnseg.predict import predict_logits, predict_mask
+from fcnseg.train import set_precision, train
+
+import reference
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (64, 96)
@@ -30,14 +36,22 @@ def camvid(root, split, batches, **kwargs):
     return make_dataset(root, split, dataset="camvid", image_size=SIZE, batch_size=2, **kwargs).take(batches)
 
 
-def fcn(weights, variant="fcn32s", **kwargs):
+def fcn(weights, variant="fcn32s", fc_units=64, **kwargs):
     """A function building a small FCN for CamVid (what train() takes)."""
-    return lambda: build_fcn(variant, num_classes=11, fc_units=64, backbone_weights=weights, **kwargs)
+    return lambda: build_fcn(variant, num_classes=11, fc_units=fc_units, backbone_weights=weights, **kwargs)
+
+
+def history_rows(run_dir):
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def history_epochs(run_dir):
-    with open(run_dir / "history.csv", newline="") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
+    return [int(row["epoch"]) for row in history_rows(run_dir)]
+
+
+def logged(run_dir, column):
+    return [float(row[column]) for row in history_rows(run_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +59,12 @@ def good_run(camvid_root, vgg_weights, tmp_path_factory):
     """Three epochs of FCN-32s with Adam 1e-3 on three batches of CamVid frames."""
     keras.utils.set_random_seed(0)
     run_dir = tmp_path_factory.mktemp("good_run")
+    started = time.perf_counter()
     history = train(
         fcn(vgg_weights), camvid(camvid_root, "train", 3), camvid(camvid_root, "val", 1),
         epochs=3, learning_rate=1e-3, schedule="constant", checkpoint_dir=run_dir, verbose=0,
     )  # fmt: skip
+    history.wall_seconds = time.perf_counter() - started
     return history, run_dir
 
 
@@ -60,12 +76,21 @@ def test_training_lowers_the_loss_and_saves_the_best_model(good_run):
 
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.json", "best.keras", "history.csv"]  # no backup/temp
     assert history_epochs(run_dir) == [0, 1, 2]
+    np.testing.assert_allclose(logged(run_dir, "loss"), losses, rtol=1e-6)
     record = json.loads((run_dir / "best.json").read_text())
     assert record["val_mean_iou"] == pytest.approx(max(history.history["val_mean_iou"]))
     assert record["epoch"] == 1 + int(np.argmax(history.history["val_mean_iou"]))
 
     model = load_fcn(run_dir / "best.keras")
     assert model.predict_on_batch(np.zeros((1, 33, 47, 3), "float32")).shape == (1, 33, 47, 11)
+
+
+def test_history_csv_records_the_rate_and_the_time_of_each_epoch(good_run):
+    history, run_dir = good_run
+    np.testing.assert_allclose(logged(run_dir, "learning_rate"), [1e-3] * 3, rtol=1e-6)  # schedule="constant"
+    seconds = logged(run_dir, "epoch_seconds")
+    assert len(seconds) == 3 and all(s > 0 for s in seconds)
+    assert sum(seconds) <= history.wall_seconds  # each epoch's own time, within the run's
 
 
 def test_bce_training_runs(camvid_root, vgg_weights, tmp_path):
@@ -148,6 +173,81 @@ def test_nan_in_a_later_epoch_leaves_the_last_good_epoch_to_resume_from(camvid_r
     assert history_epochs(tmp_path) == [0, 1]
 
 
+# ---------------------------------------------------------------- options
+
+
+def test_poly_schedule_decays_the_logged_rate_as_polynomial_decay_says(camvid_root, vgg_weights, tmp_path):
+    lr, epochs, steps = 1e-3, 3, 2
+    train(fcn(vgg_weights, fc_units=16, frozen_blocks=5), camvid(camvid_root, "train", steps), epochs=epochs,
+          learning_rate=lr, schedule="poly", checkpoint_dir=tmp_path, verbose=0)  # fmt: skip
+    # DeepLab's poly rule over all the run's steps, to 1/1000 of the rate, at each epoch's end.
+    end, total = lr * 1e-3, epochs * steps
+    expected = [(lr - end) * (1 - steps * (e + 1) / total) ** 0.9 + end for e in range(epochs)]
+    np.testing.assert_allclose(logged(tmp_path, "learning_rate"), expected, rtol=1e-5)
+
+
+def test_poly_schedule_needs_a_known_number_of_steps(camvid_root, tmp_path):
+    unknown = camvid(camvid_root, "train", 1).filter(lambda images, masks: True)  # cardinality unknown
+    with pytest.raises(ValueError, match=r"schedule='poly' needs the number of training steps"):
+        train(lambda: build_fcn("fcn32s", num_classes=11, fc_units=16, backbone_weights=None), unknown,
+              schedule="poly", checkpoint_dir=tmp_path, verbose=0)  # fmt: skip
+
+
+def test_plateau_halves_the_rate_when_val_mean_iou_stalls(camvid_root, vgg_weights, tmp_path):
+    lr = 4e-7  # too small to move the validation score, large enough to be halved (the floor is 1e-7)
+    history = train(fcn(vgg_weights, fc_units=16, frozen_blocks=5), camvid(camvid_root, "train", 1),
+                    camvid(camvid_root, "val", 1), epochs=5, learning_rate=lr, checkpoint_dir=tmp_path, verbose=0)
+    ious = history.history["val_mean_iou"]
+    assert max(ious) - min(ious) < 1e-4, f"the score moved, so it did not stall: {ious}"
+    # Patience 3: epochs 2-4 bring nothing, so the rate is halved at the end of epoch 4.
+    np.testing.assert_allclose(logged(tmp_path, "learning_rate"), [lr] * 4 + [lr / 2], rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def options_run(camvid_root, vgg_weights, tmp_path_factory):
+    """Two epochs with a user's optimizer (SGD), TensorBoard logs and an XLA-compiled train step."""
+    keras.utils.set_random_seed(0)
+    run_dir = tmp_path_factory.mktemp("options_run")
+    history = train(
+        fcn(vgg_weights, fc_units=16, frozen_blocks=3), camvid(camvid_root, "train", 2), camvid(camvid_root, "val", 1),
+        epochs=2, learning_rate=1e-4, schedule="constant", optimizer=lambda: keras.optimizers.SGD(2e-3, momentum=0.9),
+        tensorboard=True, jit_compile=True, checkpoint_dir=run_dir, verbose=0,
+    )  # fmt: skip
+    return history, run_dir
+
+
+def test_a_users_optimizer_replaces_adam(options_run):
+    history, run_dir = options_run
+    optimizer = history.model.optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9
+    assert int(optimizer.iterations) == 4  # it took every step
+    np.testing.assert_allclose(logged(run_dir, "learning_rate"), [2e-3] * 2, rtol=1e-6)  # its rate, not learning_rate=
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def tensorboard_scalars(folder):
+    """{tag: [steps]} of every event file under `folder`."""
+    scalars = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(event.step)
+    return scalars
+
+
+def test_tensorboard_writes_event_files_for_training_and_validation(options_run):
+    _, run_dir = options_run
+    train_scalars = tensorboard_scalars(run_dir / "logs" / "train")
+    assert train_scalars["epoch_loss"] == [0, 1] and train_scalars["epoch_mean_iou"] == [0, 1]
+    assert tensorboard_scalars(run_dir / "logs" / "validation")["epoch_mean_iou"] == [0, 1]
+
+
+def test_jit_compile_reaches_the_model(options_run):
+    history, _ = options_run
+    assert history.model.jit_compile is True  # Keras turns it off (with a warning) where XLA cannot run the model
+    assert np.isfinite(history.history["loss"]).all()
+
+
 DISTRIBUTED = """
 import json, os, sys
 import tensorflow as tf
@@ -196,47 +296,142 @@ def test_model_built_outside_the_strategy_is_refused(distributed):
     assert "pass a function that builds the model" in result.get("error", "")
 
 
-# ---------------------------------------------------------------- atomic files
+# ---------------------------------------------------------------- the command line
 
 
-def test_cli_trains_scores_and_continues_from_its_checkpoint(camvid_root, vgg_weights, tmp_path):
-    """`fcnseg-train` end to end on a few real CamVid frames, then a second
-    stage started from the first one's best checkpoint."""
-    root = tmp_path / "camvid"
-    for split, count in (("train", 4), ("val", 2), ("test", 2)):
-        for folder in (split, f"{split}annot"):
-            (root / folder).mkdir(parents=True)
-            for path in sorted((camvid_root / folder).glob("*.png"))[:count]:
-                (root / folder / path.name).symlink_to(path)
+def median_frequency(root, power):
+    """Median-frequency weights computed here: pixel counts of the training masks at the training
+    size, (median(f) / f_c) ** power over the classes present, 0 for the others."""
+    counts = np.zeros(11, np.int64)
+    for _, masks in make_dataset(root, "train", dataset="camvid", image_size=SIZE, batch_size=4):
+        labels = masks.numpy().ravel()
+        counts += np.bincount(labels[labels != 255], minlength=11)
+    freq = counts / counts.sum()
+    present = freq > 0
+    return np.where(present, (np.median(freq[present]) / np.where(present, freq, 1)) ** power, 0.0)
+
+
+def assert_pixels_weigh(train_ds, class_weights):
+    """Each pixel of a batch of `train_ds` (what fit was given) weighs its class's weight, void 0."""
+    _, masks, weights = (t.numpy() for t in next(iter(train_ds)))
+    expected = np.where(masks == 255, 0.0, np.asarray(class_weights)[np.where(masks == 255, 0, masks)])
+    assert np.unique(expected[masks != 255]).size > 1  # several classes, so the weights are told apart
+    np.testing.assert_allclose(weights, expected, rtol=1e-5)
+
+
+def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_weights, tmp_path, monkeypatch):
+    """`fcnseg-train --recipe camvid` end to end on a few real CamVid frames (under --strategy
+    mirrored), then a second stage started from the first one's best checkpoint; the class
+    weights checked on what fit was given, the scores against predictions computed here at the
+    evaluation options asked for."""
+    root = small_camvid
+    calls = []  # (strategy given, the model's strategy, the training dataset) of each train()
+    module = importlib.import_module("fcnseg.train")
+
+    def recording_train(model, train_ds, *args, strategy=None, **kwargs):
+        history = train(model, train_ds, *args, strategy=strategy, **kwargs)
+        calls.append((strategy, history.model.distribute_strategy, train_ds))
+        return history
+
+    monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.train's train when it runs
     common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
-              "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights)]
-    stage1 = run([*common, "--fc-units", "64", "--class-weights", "sqrt_median", "--color-jitter", "0.3",
-                   "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
+              "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights),
+              "--eval-input-size", "90", "120"]  # fmt: skip
+    stage1 = run([*common, "--fc-units", "64", "--class-weights", "median", "--strategy", "mirrored",
+                  "--color-jitter", "0.3", "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
+    (strategy, used, train_ds), = calls
+    assert isinstance(strategy, tf.distribute.MirroredStrategy) and used is strategy  # the model lived under it
+    assert strategy.num_replicas_in_sync == max(1, len(tf.config.list_physical_devices("GPU")))
     parameters = stage1["parameters"]
-    assert parameters["recipe"] == "camvid" and parameters["class_weights"] == "sqrt_median"
+    assert parameters["recipe"] == "camvid" and parameters["strategy"] == "mirrored"
     assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["skip_scales"] == [1.0, 1.0]
+    assert parameters["class_weights"] == "median" and parameters["input_size"] == [90, 120]
+    median = median_frequency(root, power=1.0)
+    assert_pixels_weigh(train_ds, median)
     assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
     assert stage1["encoder_weights"].startswith(vgg_weights.name) and stage1["best_checkpoint"]["epoch"] == 1
     assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
 
-    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--eval-flip",
-                   "--out", str(tmp_path / "stage2")])  # fmt: skip
-    model = load_fcn(tmp_path / "stage2" / "best.keras")
-    assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 4096-wide one
-    assert stage2["parameters"]["flip"] and stage2["num_images"] == 2
+    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--class-weights", "sqrt_median",
+                  "--eval-flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
+    assert stage2["parameters"]["class_weights"] == "sqrt_median"
+    assert_pixels_weigh(calls[-1][2], np.sqrt(median))
+    best = tmp_path / "stage2" / "best.keras"
+    model = load_fcn(best)
+    assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 1024-wide one
+    assert stage2["parameters"]["flip"] is True and stage2["num_images"] == 2
+
+    # The scores are those of the model at --eval-input-size with flip averaging, computed here.
+    samples = read_split(root, "test", "camvid")
+    images = np.stack([load_image(s.image_path) for s in samples])
+    masks = [load_mask(s.mask_path, "camvid") for s in samples]
+
+    def reference_cm(**options):
+        return reference.confusion(masks, reference.tta_logits(model, images, input_size=(90, 120), **options)
+                                   .argmax(-1), 11)  # fmt: skip
+    plain, flipped = reference_cm(), reference_cm(flip=True)
+    tolerance = 0.001 * plain.sum()
+    assert reference.pixels_apart(stage2["confusion_matrix"], flipped) <= tolerance
+    assert reference.pixels_apart(flipped, plain) > tolerance  # the flip shows in the scores
 
     # `fcnseg-evaluate` rescores a saved model: the same figures as the training run's own.
-    scores = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
-                            "--split", "test", "--flip", "--out", str(tmp_path / "scores.json")])  # fmt: skip
+    common_eval = [str(best), "--dataset", "camvid", "--root", str(root), "--split", "test", "--input-size", "90", "120"]
+    scores = evaluate_run([*common_eval, "--flip", "--out", str(tmp_path / "scores.json")])
     assert scores["mean_iou"] == pytest.approx(stage2["mean_iou"], abs=1e-6)
     assert scores["confusion_matrix"] == stage2["confusion_matrix"]
     saved = json.loads((tmp_path / "scores.json").read_text())
-    assert saved["flip"] is True and saved["split"] == "test"
-    # Multi-scale averaging from the command line is `evaluate(scales=...)`.
-    multi = evaluate_run([str(tmp_path / "stage2" / "best.keras"), "--dataset", "camvid", "--root", str(root),
-                           "--split", "test", "--scales", "1", "1.25"])  # fmt: skip
-    direct = evaluate(model, root, "test", dataset="camvid", scales=(1.0, 1.25))
-    assert multi["scales"] == [1.0, 1.25] and multi["confusion_matrix"] == direct["confusion_matrix"]
+    assert saved["flip"] is True and saved["input_size"] == [90, 120] and saved["split"] == "test"
+    # Multi-scale averaging from the command line: the mean of the logits at 90x120 and 112x150.
+    multi = evaluate_run([*common_eval, "--scales", "1", "1.25"])
+    assert multi["scales"] == [1.0, 1.25]
+    scaled = reference_cm(scales=(1.0, 1.25))
+    assert reference.pixels_apart(multi["confusion_matrix"], scaled) <= tolerance
+    assert reference.pixels_apart(scaled, plain) > tolerance
+
+
+def expected_auto_precision() -> str:
+    """The policy "auto" must pick on this machine, from the machine itself: mixed_float16 with
+    a GPU, mixed_bfloat16 on a CPU with bfloat16 units (AVX-512 BF16 or AMX), else float32."""
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to tell whether this CPU has bfloat16 units")
+    flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def test_cli_default_precision_trains_evaluates_and_predicts(small_camvid, vgg_weights, tmp_path, script):
+    """`fcnseg-train` as a user runs it, with the default --precision auto (whatever this machine
+    gets, float32 or mixed), in its own process; then the saved model evaluates and predicts."""
+    expected = expected_auto_precision()
+    out = tmp_path / "run"
+    command = [script("fcnseg-train"), "--dataset", "camvid", "--root", str(small_camvid), "--variant", "fcn32s",
+               "--fc-units", "16", "--image-size", "64", "96", "--batch-size", "2", "--epochs", "2",
+               "--schedule", "constant", "--lr", "1e-3", "--backbone-weights", str(vgg_weights),
+               "--eval-input-size", "64", "96", "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parameters"]["precision"] == expected
+    losses = logged(out, "loss")
+    assert len(losses) == 2 and np.isfinite(losses).all()
+
+    model = load_fcn(out / "best.keras")  # the layers keep the policy they were trained under
+    assert model.get_layer("fc7").dtype_policy.name == expected
+    assert model.get_layer("logits").compute_dtype == "float32"
+    scores = evaluate(model, small_camvid, "test", dataset="camvid", input_size=(64, 96))
+    assert reference.pixels_apart(scores["confusion_matrix"], metrics["confusion_matrix"]) <= 0.001 * np.sum(
+        metrics["confusion_matrix"])
+    frame = load_image(read_split(small_camvid, "test", "camvid")[0].image_path)
+    logits = predict_logits(model, frame[None], input_size=(64, 96))
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    mask = predict_mask(model, frame, input_size=(64, 96))
+    assert mask.shape == frame.shape[:2] and mask.max() < 11
+    np.testing.assert_array_equal(mask, logits[0].argmax(-1))
+
+
+# ---------------------------------------------------------------- atomic files
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -265,15 +460,12 @@ def test_write_json_is_atomic(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
 
 
-def test_set_precision_auto_picks_a_policy_this_machine_runs():
-    from fcnseg.train import auto_precision, set_precision
-
+def test_set_precision_auto_picks_what_the_machine_has():
+    expected = expected_auto_precision()
     try:
-        chosen = set_precision("auto")
-        assert chosen == auto_precision() == keras.mixed_precision.global_policy().name
-        cpu_has_bf16 = any(f in Path("/proc/cpuinfo").read_text() for f in ("avx512_bf16", "amx_bf16"))
-        if not tf.config.list_physical_devices("GPU"):
-            assert chosen == ("mixed_bfloat16" if cpu_has_bf16 else "float32")
+        assert set_precision("auto") == expected
+        assert keras.mixed_precision.global_policy().name == expected
+        assert set_precision("float32") == keras.mixed_precision.global_policy().name == "float32"
         with pytest.raises(ValueError, match="Unknown precision 'float8'"):
             set_precision("float8")
     finally:

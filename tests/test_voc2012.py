@@ -17,7 +17,7 @@ import pytest
 import scipy.io
 import scipy.sparse
 
-from fcnseg import download
+from fcnseg.cli import main_download
 from fcnseg.datasets import available_splits, check_samples, load_mask, load_sample, read_split
 from fcnseg.download import ChecksumError, file_md5, safe_extract
 from fcnseg.pipeline import make_dataset
@@ -229,16 +229,16 @@ def test_official_files_and_mirror_urls():
 
 def test_cli_voc2012_sbd_with_data_present(data, server, capsys):  # noqa: F811
     argv = ["--dataset", "voc2012", "--sbd", "--root", str(data), "--quiet", "--base-url", server.url]
-    assert download.main(argv) == 0
+    assert main_download(argv) == 0
     assert capsys.readouterr().out.strip() == str(data / "VOCdevkit" / "VOC2012")
     assert server.requests == []
     with pytest.raises(SystemExit):
-        download.main(["--sbd", "--root", str(data)])  # SBD without VOC 2012
+        main_download(["--sbd", "--root", str(data)])  # SBD without VOC 2012
     assert "--sbd goes with --dataset voc2012" in capsys.readouterr().err
 
 
 def test_train_cli_takes_train_aug_and_passes_fc_options_to_build_fcn(data, tmp_path):
-    from fcnseg.train import run
+    from fcnseg.cli import run_train as run
 
     argv = ["--dataset", "voc2012", "--root", str(data), "--train-split", "train_aug", "--precision", "float32",
             "--image-size", "32", "32", "--batch-size", "1", "--backbone-weights", "none",
