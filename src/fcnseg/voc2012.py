@@ -136,7 +136,7 @@ def read_split_voc2012(root, split: str) -> list[Sample]:
 def available_splits_voc2012(voc: Path) -> list[str]:
     """VOC 2012's split lists, plus ``train_aug`` when SBD is found."""
     splits = [p.stem for p in (voc / "ImageSets" / "Segmentation").glob("*.txt")]
-    return sorted(splits + ([TRAIN_AUG] if find_sbd(voc) is not None else []))
+    return sorted(set(splits + ([TRAIN_AUG] if find_sbd(voc) is not None else [])))
 
 
 def _ids(list_file: Path) -> list[str]:
