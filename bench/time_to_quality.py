@@ -11,7 +11,7 @@ Reads the CamVid runs' records in results/ (``<run>_history.csv`` and
 
 Runs whose history has no ``epoch_seconds`` column (those trained before
 `fcnseg.train` logged it) are drawn with the run's ``train_seconds`` spread
-evenly over its epochs. Each label names the machine it ran on.
+evenly over its epochs. Each label names the CPU it ran on.
 
     python3 bench/time_to_quality.py            # writes results/time_to_quality.png
 """
@@ -26,12 +26,13 @@ from pathlib import Path
 from fcnseg.viz import plot_time_to_quality, save_figure
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-EARLIER_CPU = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"
-THIS_CPU = "2-core AMD EPYC, AVX2, float32"
+CPU_A = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"
+CPU_B = "2-core AMD EPYC, AVX2, float32"
 RUNS = {
-    f"reference recipe, FCN-32s ({EARLIER_CPU})": ["camvid_reference"],
-    f"FCN-8s, 5 stages chained ({EARLIER_CPU})": [f"camvid_fcn8s_stage{i}" for i in range(1, 6)],
-    f"FCN-8s, one stage ({THIS_CPU})": ["camvid_fcn8s_onestage"],
+    f"reference recipe, FCN-32s ({CPU_A})": ["camvid_reference"],
+    f"FCN-8s, 5 stages chained ({CPU_A})": [f"camvid_fcn8s_stage{i}" for i in range(1, 6)],
+    f"FCN-8s, one stage ({CPU_B})": ["camvid_fcn8s_onestage"],
+    f"FCN-8s, one stage, blocks 1-3 frozen, fc 1024 ({CPU_B})": ["camvid_fcn8s_frozen3"],
 }
 
 
