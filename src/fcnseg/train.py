@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -234,6 +235,8 @@ def train(
         FloatingPointError: the loss became NaN; the best checkpoint is intact.
     """
     epochs = positive_int("epochs", epochs)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:  # else fit fails after a whole epoch
+        raise ModuleNotFoundError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     checkpoint_dir = Path(checkpoint_dir)
