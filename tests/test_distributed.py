@@ -298,8 +298,9 @@ class LossScaleLog(keras.callbacks.Callback):
 def test_mixed_float16_training_scales_the_loss(camvid_root, tmp_path):
     """train() under mixed_float16 trains with dynamic loss scaling: finite losses, and a scale
     that moves from step to step (it doubles after each run of finite steps and halves when
-    float16 gradients overflow; a growth period of 1 step makes that visible in a few steps)."""
-    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(64, 64), batch_size=1).take(4)
+    float16 gradients overflow; a growth period of 1 step makes that visible in two steps)."""
+    # Two small steps: float16 convolutions are slow on CPUs.
+    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(32, 32), batch_size=1).take(2)
     scales = LossScaleLog()
     try:
         set_precision("mixed_float16")
@@ -310,5 +311,5 @@ def test_mixed_float16_training_scales_the_loss(camvid_root, tmp_path):
     finally:
         set_precision("float32")
     assert np.isfinite(history.history["loss"]).all()
-    assert len(scales.scales) == 4 and len(set(scales.scales)) > 1, scales.scales
+    assert len(scales.scales) == 2 and scales.scales[0] != scales.scales[1], scales.scales
     assert history.model.get_layer("fc7").compute_dtype == "float16"

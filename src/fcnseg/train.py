@@ -15,6 +15,7 @@ From a shell, with a named recipe (`fcnseg.recipes`) and any single value change
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -195,6 +196,8 @@ def train(
     if class_weights is not None:
         train_ds = weigh_pixels(train_ds, class_weights)
     epochs = positive_int("epochs", epochs)
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:  # else fit fails after a whole epoch
+        raise ModuleNotFoundError("tensorboard=True needs the tensorboard package: pip install tensorboard")
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     checkpoint_dir = Path(checkpoint_dir)
