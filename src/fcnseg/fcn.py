@@ -239,8 +239,8 @@ def build_fcn(
         skip_scales: factors applied to pool4 and pool3 before their score layers
             (the paper's at-once FCN-8s uses 0.01 and 0.0001).
         frozen_blocks: keep the weights of VGG16 blocks 1..n fixed (0..5). Training
-            then skips their backward pass: 3 blocks cut a training step by
-            about 40% (their convolutions are 60% of the encoder's FLOPs).
+            then skips their backward pass (blocks 1-3 hold 60% of the encoder's
+            FLOPs); it learns more slowly per epoch (docs/experiments.md).
         fc_weights: ``None`` (fc6/fc7 at random), or ``"imagenet"`` or the path
             of a full VGG16 ``.h5`` (``include_top=True``; ``"imagenet"`` reads
             ``FCN_VGG16_FULL_WEIGHTS`` when set): fc6/fc7 become VGG16's fc1/fc2
