@@ -45,7 +45,7 @@ def set_precision(policy: str = "auto") -> str:
 
     ``"mixed_float16"`` for NVIDIA GPUs, ``"mixed_bfloat16"`` for CPUs with
     AVX-512 BF16 or AMX (and TPUs), ``"float32"`` otherwise; ``"auto"`` picks
-    among these for this machine. Losses, metrics and the model's logits stay
+    among these for the computer it runs on. Losses, metrics and the model's logits stay
     float32. Returns the policy set.
 
     >>> set_precision("float32")
@@ -58,7 +58,7 @@ def set_precision(policy: str = "auto") -> str:
 
 
 def auto_precision() -> str:
-    """The fastest policy for this machine: float16 on GPUs, bfloat16 on CPUs with bf16 units.
+    """The fastest policy for the computer it runs on: float16 on GPUs, bfloat16 on CPUs with bf16 units.
 
     The CPU's features come from NumPy's runtime detection (any OS); every CPU
     with AMX also has AVX-512 BF16, so that one flag covers both.
