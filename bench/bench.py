@@ -8,7 +8,8 @@ keeps a clean record. See bench/README.md for what every figure means.
 Each model configuration (model x size) runs in a fresh subprocess (this script
 re-invoked with ``--one <config json>``), because the peak resident memory
 (``ru_maxrss``) is a process-wide high-water mark. The machine-wide figures
-(environment, dense matmul GFLOP/s, tf.data pipeline) run in one more subprocess.
+(environment, dense matmul GFLOP/s, tf.data pipeline) run in one more subprocess
+(with ``--tiny``, a smoke test, in the model's: its memory figure includes theirs).
 
     python bench/bench.py                       # the full default run (CPU: ~8-10 min on 2 cores)
     python bench/bench.py --tiny                # smoke test: one model at 64x64, 2 steps
@@ -271,7 +272,7 @@ def model_job(cfg: dict) -> None:
 
     from fcnseg.fcn import build_fcn, count_flops
     from fcnseg.metrics import SegmentationMeanIoU
-    from fcnseg.train import make_loss, make_optimizer, set_precision
+    from fcnseg.training import make_loss, make_optimizer, set_precision
 
     keras.utils.set_random_seed(cfg["seed"])
     set_precision(cfg["precision"])
@@ -287,7 +288,7 @@ def model_job(cfg: dict) -> None:
           "value": round(forward_flops / 1e9, 3), "unit": "GFLOP/img",
           "note": "2 x multiply-adds of all (transposed) convolutions, at the size padded to a multiple of 32"})
 
-    # The project's training step (fcnseg.train.train): Adam, void-aware CE, mean IoU metric.
+    # The project's training step (fcnseg.training.train): Adam, void-aware CE, mean IoU metric.
     model.compile(optimizer=make_optimizer(1e-4, schedule="constant"), loss=make_loss("sparse_ce"),
                   metrics=[SegmentationMeanIoU(num_classes)], jit_compile=cfg["jit"])
     rng = np.random.default_rng(cfg["seed"])
@@ -416,7 +417,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.one:
         cfg = json.loads(args.one)
-        {"machine": machine_job, "model": model_job}[cfg["job"]](cfg)
+        for job in cfg["job"].split("+"):
+            {"machine": machine_job, "model": model_job}[job](cfg)
         return 0
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -431,11 +433,13 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     records: list[dict] = []
     failed = 0
-    if not args.skip_machine:
-        failed += run_child({**cfg, "job": "machine"}, records) != 0
-    for size in args.sizes:
-        for model in args.models:
-            failed += run_child({**cfg, "job": "model", "model": model, "size": size}, records) != 0
+    jobs = [{"job": "model", "model": model, "size": size} for size in args.sizes for model in args.models]
+    if args.tiny and not args.skip_machine:  # a smoke test: one process (one TensorFlow start) runs both jobs
+        jobs[0]["job"] = "machine+model"
+    elif not args.skip_machine:
+        jobs.insert(0, {"job": "machine"})
+    for job in jobs:
+        failed += run_child({**cfg, **job}, records) != 0
     derived_figures(cfg, records)
     log(f"all done in {time.perf_counter() - started:.0f} s, {failed} job(s) failed")
     return 1 if failed else 0

@@ -10,7 +10,7 @@ Reads the CamVid runs' records in results/ (``<run>_history.csv`` and
 - the project's one-stage FCN-8s recipe.
 
 Runs whose history has no ``epoch_seconds`` column (those trained before
-`fcnseg.train` logged it) are drawn with the run's ``train_seconds`` spread
+`fcnseg.training` logged it) are drawn with the run's ``train_seconds`` spread
 evenly over its epochs. Each label names the CPU it ran on.
 
     python3 bench/time_to_quality.py            # writes results/time_to_quality.png

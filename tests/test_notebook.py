@@ -175,10 +175,10 @@ def test_quick_mode_on_the_sample(tmp_path, capsys):
     assert cfg.smoke_test and cfg.eval_split == "val"
     assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
     assert cfg.encoder == "random initialisation (no pre-training)"
-    assert cfg.predict_options == {"input_size": None, "scales": (1.0,), "flip": False}
+    assert cfg.predict_options == {"input_size": (64, 64), "scales": (1.0,), "flip": False}  # scored at full size
     assert cfg.data_options["batch_size"] == 1 and cfg.data_options["scale_range"] == (1.0, 1.0)
     out = capsys.readouterr().out
-    assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out
+    assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out and "model input 64x64" in out
 
 
 def test_test_time_augmentation_reaches_predict_options(tmp_path):

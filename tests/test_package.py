@@ -25,23 +25,30 @@ API = ("build_fcn", "load_fcn", "make_dataset", "read_split", "load_image", "loa
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]  # name -> module:function
 
 
-def test_imports_from_another_folder_with_its_api(tmp_path):
+def test_imports_from_another_folder_with_its_api_and_quiets_tensorflow(tmp_path):
+    """From a folder outside the checkout, with nothing on PYTHONPATH: the public API, and
+    `quiet_tensorflow` called first hides TensorFlow's start-up lines (the API loads TensorFlow)."""
     code = (
-        "import json, sys, fcnseg\n"
+        "import json, os, sys, fcnseg\n"
+        "fcnseg.quiet_tensorflow()\n"
         f"names = {list(API)!r}\n"
         "print(json.dumps({'version': fcnseg.__version__, 'missing': [n for n in names if not hasattr(fcnseg, n)],"
         " 'all': sorted(fcnseg.__all__), 'train': callable(fcnseg.train) and fcnseg.train.__module__,"
-        " 'submodules': [m for m in ('fcnseg.fcn', 'fcnseg.pipeline', 'fcnseg.train') if m in sys.modules]}))\n"
+        " 'submodules': [m for m in ('fcnseg.fcn', 'fcnseg.pipeline', 'fcnseg.training') if m in sys.modules],"
+        " 'log_level': os.environ['TF_CPP_MIN_LOG_LEVEL'], 'tensorflow': 'tensorflow' in sys.modules}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing puts the checkout on sys.path
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info["version"] == fcnseg.__version__ != "0+unknown"
     assert info["missing"] == [] and set(API) <= set(info["all"])
-    assert info["submodules"] == ["fcnseg.fcn", "fcnseg.pipeline", "fcnseg.train"]
-    assert info["train"] == "fcnseg.train"  # the function, though fcnseg.train is also a submodule
+    assert info["submodules"] == ["fcnseg.fcn", "fcnseg.pipeline", "fcnseg.training"]
+    assert info["train"] == "fcnseg.training"  # the function
+    assert info["tensorflow"] and info["log_level"] == "1"
+    for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations"):
+        assert noise not in done.stderr
 
 
 IMPORT_CHANGES_NOTHING = """
@@ -65,15 +72,6 @@ def test_import_leaves_stderr_and_the_environment_alone():
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info == {"environ": True, "fd2": True, "dup2": [], "tensorflow": True}
-
-
-def test_quiet_tensorflow_filters_the_start_up_lines_only():
-    code = "import fcnseg; fcnseg.quiet_tensorflow(); import os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
-    for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations"):
-        assert noise not in done.stderr
 
 
 def test_the_start_up_filter_lets_other_messages_through(capfd):

@@ -1,4 +1,4 @@
-"""Tests for fcnseg.predict and fcnseg.evaluate: masks at the input's own size whatever
+"""Tests for fcnseg.predict and fcnseg.evaluation: masks at the input's own size whatever
 its size, channels or dtype, input_size, refusals, and scores on real CamVid and VOC."""
 
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fcnseg.datasets import VOID, load_image, load_mask, read_split
-from fcnseg.evaluate import evaluate
+from fcnseg.evaluation import evaluate
 from fcnseg.fcn import build_fcn
 from fcnseg.predict import predict_logits, predict_mask, predict_masks
 

@@ -1,4 +1,4 @@
-"""Tests for fcnseg.train and fcnseg.files: short real training runs on CamVid frames
+"""Tests for fcnseg.training and fcnseg.files: short real training runs on CamVid frames
 (64x96, batch 2, three batches per epoch) with the real VGG16 weights."""
 
 import csv
@@ -20,12 +20,12 @@ import tensorflow as tf
 from fcnseg.cli import run_evaluate as evaluate_run
 from fcnseg.cli import run_train as run
 from fcnseg.datasets import load_image, load_mask, read_split
-from fcnseg.evaluate import evaluate
+from fcnseg.evaluation import evaluate
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
 from fcnseg.pipeline import make_dataset
 from fcnseg.predict import predict_logits, predict_mask
-from fcnseg.train import set_precision, train
+from fcnseg.training import set_precision, train
 
 import reference
 
@@ -37,9 +37,12 @@ def camvid(root, split, batches, **kwargs):
     return make_dataset(root, split, dataset="camvid", image_size=SIZE, batch_size=2, **kwargs).take(batches)
 
 
-def fcn(weights, variant="fcn32s", fc_units=64, **kwargs):
-    """A function building a small FCN for CamVid (what train() takes)."""
-    return lambda: build_fcn(variant, num_classes=11, fc_units=fc_units, backbone_weights=weights, **kwargs)
+def fcn(weights, variant="fcn32s", fc_units=64, frozen_blocks=5, **kwargs):
+    """A function building a small FCN for CamVid (what train() takes). The encoder is frozen
+    (only fc6, fc7 and the decoder learn): these tests check the training loop, and a frozen
+    encoder halves the cost of each run (the command-line test trains every layer)."""
+    return lambda: build_fcn(variant, num_classes=11, fc_units=fc_units, backbone_weights=weights,
+                             frozen_blocks=frozen_blocks, **kwargs)  # fmt: skip
 
 
 def history_rows(run_dir):
@@ -179,7 +182,7 @@ def test_nan_in_a_later_epoch_leaves_the_last_good_epoch_to_resume_from(camvid_r
 
 def test_poly_schedule_decays_the_logged_rate_as_polynomial_decay_says(camvid_root, vgg_weights, tmp_path):
     lr, epochs, steps = 1e-3, 3, 2
-    train(fcn(vgg_weights, fc_units=16, frozen_blocks=5), camvid(camvid_root, "train", steps), epochs=epochs,
+    train(fcn(vgg_weights, fc_units=16), camvid(camvid_root, "train", steps), epochs=epochs,
           learning_rate=lr, schedule="poly", checkpoint_dir=tmp_path, verbose=0)  # fmt: skip
     # DeepLab's poly rule over all the run's steps, to 1/1000 of the rate, at each epoch's end.
     end, total = lr * 1e-3, epochs * steps
@@ -212,7 +215,7 @@ def plateau_rates(scores, lr, *, factor=0.5, patience=3, min_delta=1e-4, min_lr=
 
 def test_plateau_halves_the_rate_when_val_mean_iou_stalls(camvid_root, vgg_weights, tmp_path):
     lr = 4e-7  # too small to move the validation score much, large enough to be halved (the floor is 1e-7)
-    history = train(fcn(vgg_weights, fc_units=16, frozen_blocks=5), camvid(camvid_root, "train", 1),
+    history = train(fcn(vgg_weights, fc_units=16), camvid(camvid_root, "train", 1),
                     camvid(camvid_root, "val", 1), epochs=7, learning_rate=lr, checkpoint_dir=tmp_path, verbose=0)
     rates, final = plateau_rates(history.history["val_mean_iou"], lr)
     assert final < lr, f"the score never stalled for 3 epochs: {history.history['val_mean_iou']}"
@@ -226,7 +229,7 @@ def options_run(camvid_root, vgg_weights, tmp_path_factory):
     keras.utils.set_random_seed(0)
     run_dir = tmp_path_factory.mktemp("options_run")
     history = train(
-        fcn(vgg_weights, fc_units=16, frozen_blocks=3), camvid(camvid_root, "train", 2), camvid(camvid_root, "val", 1),
+        fcn(vgg_weights, fc_units=16), camvid(camvid_root, "train", 2), camvid(camvid_root, "val", 1),
         epochs=2, learning_rate=1e-4, schedule="constant", optimizer=lambda: keras.optimizers.SGD(2e-3, momentum=0.9),
         jit_compile=True, checkpoint_dir=run_dir, verbose=0,
     )  # fmt: skip
@@ -260,7 +263,7 @@ def test_tensorboard_writes_event_files_for_training_and_validation(camvid_root,
             train(fcn(vgg_weights, fc_units=16), train_ds, val_ds, **kwargs)
         assert not (tmp_path / "history.csv").exists()  # refused before training, not after an epoch
         return
-    train(fcn(vgg_weights, fc_units=16, frozen_blocks=5), train_ds, val_ds, **kwargs)
+    train(fcn(vgg_weights, fc_units=16), train_ds, val_ds, **kwargs)
     train_scalars = tensorboard_scalars(tmp_path / "logs" / "train")
     assert train_scalars["epoch_loss"] == [0, 1] and train_scalars["epoch_mean_iou"] == [0, 1]
     assert tensorboard_scalars(tmp_path / "logs" / "validation")["epoch_mean_iou"] == [0, 1]
@@ -279,12 +282,13 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from fcnseg.fcn import build_fcn
 from fcnseg.pipeline import make_dataset
-from fcnseg.train import train
+from fcnseg.training import train
 
 out = sys.argv[1]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 ds = make_dataset(os.environ["CAMVID_ROOT"], "train", dataset="camvid", image_size=(64, 96), batch_size=2).take(1)
-build = lambda: build_fcn("fcn32s", num_classes=11, fc_units=64, backbone_weights=os.environ["FCN_BACKBONE_WEIGHTS"])
+build = lambda: build_fcn("fcn32s", num_classes=11, fc_units=64, backbone_weights=os.environ["FCN_BACKBONE_WEIGHTS"],
+                          frozen_blocks=5)  # only fc6, fc7 and the decoder train: a cheaper graph
 history = train(build, ds, epochs=1, strategy=strategy, checkpoint_dir=out + "/ok", verbose=0)
 result = {"replicas": strategy.num_replicas_in_sync, "loss": history.history["loss"]}
 try:
@@ -343,24 +347,45 @@ def assert_pixels_weigh(train_ds, class_weights):
     np.testing.assert_allclose(weights, expected, rtol=1e-5)
 
 
-def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_weights, tmp_path, monkeypatch):
+def expected_auto_precision() -> str:
+    """The policy "auto" must pick on this machine, from the machine itself: mixed_float16 with
+    a GPU, mixed_bfloat16 on a CPU with bfloat16 units (AVX-512 BF16 or AMX), else float32."""
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo to tell whether this CPU has bfloat16 units")
+    flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+@pytest.fixture
+def float32_afterwards():
+    """Sets the float32 policy back after a test that may leave another one."""
+    yield
+    set_precision("float32")
+
+
+def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_weights, tmp_path, monkeypatch,
+                                                             float32_afterwards):
     """`fcnseg-train --recipe camvid` end to end on a few real CamVid frames (under --strategy
-    mirrored), then a second stage started from the first one's best checkpoint; the class
+    mirrored and the default --precision auto: whatever this machine gets, float32 or mixed),
+    then a second stage in float32 started from the first one's best checkpoint; the class
     weights checked on what fit was given, the scores against predictions computed here at the
     evaluation options asked for."""
     root = small_camvid
+    expected_precision = expected_auto_precision()
     calls = []  # (strategy given, the model's strategy, the training dataset) of each train()
-    module = importlib.import_module("fcnseg.train")
+    module = importlib.import_module("fcnseg.training")
 
     def recording_train(model, train_ds, *args, strategy=None, **kwargs):
         history = train(model, train_ds, *args, strategy=strategy, **kwargs)
         calls.append((strategy, history.model.distribute_strategy, train_ds))
         return history
 
-    monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.train's train when it runs
+    monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.training's train when it runs
     common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
-              "--epochs", "1", "--precision", "float32", "--backbone-weights", str(vgg_weights),
-              "--eval-input-size", "90", "120"]  # fmt: skip
+              "--epochs", "1", "--backbone-weights", str(vgg_weights), "--eval-input-size", "90", "120"]  # fmt: skip
     stage1 = run([*common, "--fc-units", "64", "--class-weights", "median", "--strategy", "mirrored",
                   "--color-jitter", "0.3", "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
     (strategy, used, train_ds), = calls
@@ -375,9 +400,17 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
     assert stage1["encoder_weights"].startswith(vgg_weights.name) and stage1["best_checkpoint"]["epoch"] == 1
     assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
+    assert parameters["precision"] == expected_precision
+    first = load_fcn(tmp_path / "stage1" / "best.keras")  # the layers keep the policy they were trained under
+    assert first.get_layer("fc7").dtype_policy.name == expected_precision
+    assert first.get_layer("logits").compute_dtype == "float32"
+    frame = load_image(read_split(root, "test", "camvid")[0].image_path)
+    logits = predict_logits(first, frame[None], input_size=(90, 120))
+    assert logits.dtype == np.float32 and logits.shape == (1, *frame.shape[:2], 11) and np.isfinite(logits).all()
+    np.testing.assert_array_equal(predict_mask(first, frame, input_size=(90, 120)), logits[0].argmax(-1))
 
     stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--class-weights", "sqrt_median",
-                  "--eval-flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
+                  "--precision", "float32", "--eval-flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
     assert stage2["parameters"]["class_weights"] == "sqrt_median"
     assert_pixels_weigh(calls[-1][2], np.sqrt(median))
     best = tmp_path / "stage2" / "best.keras"
@@ -411,48 +444,6 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     scaled = reference_cm(scales=(1.0, 1.25))
     assert reference.pixels_apart(multi["confusion_matrix"], scaled) <= tolerance
     assert reference.pixels_apart(scaled, plain) > tolerance
-
-
-def expected_auto_precision() -> str:
-    """The policy "auto" must pick on this machine, from the machine itself: mixed_float16 with
-    a GPU, mixed_bfloat16 on a CPU with bfloat16 units (AVX-512 BF16 or AMX), else float32."""
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        pytest.skip("no /proc/cpuinfo to tell whether this CPU has bfloat16 units")
-    flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
-
-
-def test_cli_default_precision_trains_evaluates_and_predicts(small_camvid, vgg_weights, tmp_path, script):
-    """`fcnseg-train` as a user runs it, with the default --precision auto (whatever this machine
-    gets, float32 or mixed), in its own process; then the saved model evaluates and predicts."""
-    expected = expected_auto_precision()
-    out = tmp_path / "run"
-    command = [script("fcnseg-train"), "--dataset", "camvid", "--root", str(small_camvid), "--variant", "fcn32s",
-               "--fc-units", "16", "--image-size", "64", "96", "--batch-size", "2", "--epochs", "2",
-               "--schedule", "constant", "--lr", "1e-3", "--backbone-weights", str(vgg_weights),
-               "--eval-input-size", "64", "96", "--out", str(out)]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["parameters"]["precision"] == expected
-    losses = logged(out, "loss")
-    assert len(losses) == 2 and np.isfinite(losses).all()
-
-    model = load_fcn(out / "best.keras")  # the layers keep the policy they were trained under
-    assert model.get_layer("fc7").dtype_policy.name == expected
-    assert model.get_layer("logits").compute_dtype == "float32"
-    scores = evaluate(model, small_camvid, "test", dataset="camvid", input_size=(64, 96))
-    assert reference.pixels_apart(scores["confusion_matrix"], metrics["confusion_matrix"]) <= 0.001 * np.sum(
-        metrics["confusion_matrix"])
-    frame = load_image(read_split(small_camvid, "test", "camvid")[0].image_path)
-    logits = predict_logits(model, frame[None], input_size=(64, 96))
-    assert logits.dtype == np.float32 and np.isfinite(logits).all()
-    mask = predict_mask(model, frame, input_size=(64, 96))
-    assert mask.shape == frame.shape[:2] and mask.max() < 11
-    np.testing.assert_array_equal(mask, logits[0].argmax(-1))
 
 
 # ---------------------------------------------------------------- atomic files

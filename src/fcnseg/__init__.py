@@ -18,22 +18,20 @@ when first used. Call `quiet_tensorflow` first to hide TensorFlow's start-up
 lines in a notebook.
 
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
-`fcnseg.losses`, `fcnseg.metrics`, `fcnseg.train`, `fcnseg.evaluate`,
+`fcnseg.losses`, `fcnseg.metrics`, `fcnseg.training`, `fcnseg.evaluation`,
 `fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
 `fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.config` (the
 notebook's parameters), `fcnseg.report`, `fcnseg.cli` (the command lines).
 """
 
 import importlib
-import sys
-import types
 from importlib.metadata import PackageNotFoundError, version
 
 # Public name -> the submodule that defines it.
 _HOMES = {
     "datasets": ("SAMPLE_ROOT", "DatasetSpec", "folder_dataset", "get_spec", "load_image", "load_mask",
                  "read_split"),
-    "evaluate": ("evaluate",),
+    "evaluation": ("evaluate",),
     "export": ("export_model",),
     "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights"),
     "metrics": ("SegmentationMeanIoU", "confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
@@ -43,7 +41,7 @@ _HOMES = {
     "quiet": ("quiet_tensorflow",),
     "recipes": ("RECIPES", "recipe"),
     "segment": ("segment_files",),
-    "train": ("set_precision", "train"),
+    "training": ("set_precision", "train"),
     "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
     "plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),
 }  # fmt: skip
@@ -68,14 +66,3 @@ def __getattr__(name):
 def __dir__():
     return sorted({*globals(), *__all__})
 
-
-class _Package(types.ModuleType):
-    """`fcnseg.train` and `fcnseg.evaluate` are functions, though also submodule names:
-    loading those submodules must not replace the functions by the modules."""
-
-    def __setattr__(self, name, value):
-        if not (isinstance(value, types.ModuleType) and name in _MODULE_OF):
-            super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

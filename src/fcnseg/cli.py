@@ -139,11 +139,11 @@ def run_train(argv=None) -> dict:
     import keras
 
     from fcnseg.datasets import get_spec
-    from fcnseg.evaluate import evaluate
+    from fcnseg.evaluation import evaluate
     from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
     from fcnseg.pipeline import make_dataset
     from fcnseg.report import encoder_label, write_metrics
-    from fcnseg.train import set_precision, train
+    from fcnseg.training import set_precision, train
 
     options["backbone_weights"] = resolve_backbone_weights(recipes.value(options, "backbone_weights"))
     seed = recipes.value(options, "seed")
@@ -198,7 +198,7 @@ def run_evaluate(argv=None) -> dict:
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
     args = p.parse_args(argv)
     _start_tensorflow()
-    from fcnseg.evaluate import evaluate
+    from fcnseg.evaluation import evaluate
     from fcnseg.fcn import load_fcn
     from fcnseg.files import write_json
 

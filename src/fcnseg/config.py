@@ -9,8 +9,6 @@ returns a `NotebookConfig` whose ``build_options``, ``data_options``,
 Traceback (most recent call last):
 ...
 fcnseg.config.ParameterError: Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'.
->>> check_params(data_root=SAMPLE_ROOT, quick=True).value("image_size")  # doctest: +SKIP
-(64, 64)
 """
 
 from __future__ import annotations
@@ -28,11 +26,11 @@ from fcnseg.locate import find_data, smoke_banner
 from fcnseg.losses import make_loss
 from fcnseg.predict import check_scales
 from fcnseg.report import encoder_label
-from fcnseg.train import make_optimizer
+from fcnseg.training import make_optimizer
 
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every cell) changes; overrides still win.
-QUICK = {"image_size": (64, 64), "epochs": 1, "fc_units": 64, "max_images": 4}
+QUICK = {"image_size": (64, 64), "input_size": (64, 64), "epochs": 1, "fc_units": 64, "max_images": 4}
 QUICK_STEPS = 2  # batches per epoch
 TEST_TIME = ("input_size", "scales", "flip")
 
@@ -103,10 +101,8 @@ class NotebookConfig:
 
     @property
     def model_name(self) -> str:
-        variant = self.value("variant")
-        if variant == "fcn32s":
-            return f"FCN-32s ({self.value('decoder')} decoder)"
-        return {"fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}[variant]
+        name = self.value("variant").replace("fcn", "FCN-")
+        return f"{name} ({self.value('decoder')} decoder)" if name == "FCN-32s" else name
 
     @property
     def test_time(self) -> str:
@@ -186,7 +182,8 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     if quick:
         size = recipes.value(options, "image_size")
         notes.append(f"quick mode: {size[0]}x{size[1]} images, {recipes.value(options, 'epochs')} epoch of "
-                     f"{QUICK_STEPS} batches, at most {recipes.value(options, 'max_images')} images scored")  # fmt: skip
+                     f"{QUICK_STEPS} batches, at most {recipes.value(options, 'max_images')} images scored, "
+                     f"model input {'x'.join(map(str, recipes.value(options, 'input_size') or ('own size',)))}")  # fmt: skip
     n_train, batch = 0 if checkpoint else len(read_split(root, "train", spec)), recipes.value(options, "batch_size")
     if n_train and batch > n_train:
         if not smoke:
@@ -226,8 +223,7 @@ def _checked(options: dict) -> dict:
     make_optimizer(value("learning_rate"), schedule=value("schedule"), decay_steps=1)
     one_of("precision", value("precision"), recipes.PRECISIONS)
     flag("flip", value("flip"))
-    if value("input_size") is not None:
-        out["input_size"] = size_hw("input_size", value("input_size"))
+    out["input_size"] = None if value("input_size") is None else size_hw("input_size", value("input_size"))
     out["scales"] = check_scales(value("scales"))
     if isinstance(value("seed"), bool) or not isinstance(value("seed"), numbers.Integral):
         raise ValueError(f"seed must be an integer, got {value('seed')!r}.")
@@ -244,11 +240,9 @@ def _checked(options: dict) -> dict:
 def _checkpoint(checkpoint) -> Path | None:
     if checkpoint is None:
         return None
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(f"checkpoint must be the path of a .keras file or None, got {checkpoint!r}.")
-    path = Path(checkpoint).expanduser()
-    if path.suffix != ".keras":
-        raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train.train, got {path}.")
+    path = Path(checkpoint).expanduser() if isinstance(checkpoint, (str, os.PathLike)) else None
+    if path is None or path.suffix != ".keras":
+        raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train (or None), got {checkpoint!r}.")
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist (leave checkpoint=None to train).")
     return path

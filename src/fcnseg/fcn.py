@@ -315,7 +315,7 @@ def load_fcn(path) -> keras.Model:
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded. The
-    model comes back uncompiled (`fcnseg.train.train` compiles it; prediction
+    model comes back uncompiled (`fcnseg.training.train` compiles it; prediction
     needs no compiling), so files saved with the loss and metric classes of
     older fcnseg versions load too.
     The class-score layers (`CLASS_LAYERS`) of a model saved by an older

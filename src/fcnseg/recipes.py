@@ -48,8 +48,8 @@ RECIPES = {
 RUN_DEFAULTS = {"precision": "auto", "seed": 0, "eval_split": None}  # eval_split None: the dataset's own
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # The functions a recipe feeds; an option goes to the first one that takes it.
-TARGETS = {"build_fcn": "fcnseg.fcn", "make_dataset": "fcnseg.pipeline", "train": "fcnseg.train",
-           "evaluate": "fcnseg.evaluate"}  # fmt: skip
+TARGETS = {"build_fcn": "fcnseg.fcn", "make_dataset": "fcnseg.pipeline", "train": "fcnseg.training",
+           "evaluate": "fcnseg.evaluation"}  # fmt: skip
 # Set by whoever runs a recipe (data location, run folder, what is built), never by a recipe.
 # ``one_hot`` too: the package trains on sparse labels.
 RESERVED = frozenset({"model", "num_classes", "root", "split", "augment", "shuffle", "one_hot", "train_ds",

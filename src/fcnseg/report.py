@@ -38,7 +38,7 @@ def write_metrics(path, scores: dict, *, parameters: dict, encoder: str, train_s
     Keys: ``parameters`` (the recipe's options and the run's settings, paths
     recorded portably), ``encoder_weights`` (in words), ``train_seconds``,
     ``best_checkpoint`` (the run's ``best.json``: score and epoch, or None),
-    the scores of `fcnseg.evaluate.evaluate`, the reference's figure, then `extra`.
+    the scores of `fcnseg.evaluation.evaluate`, the reference's figure, then `extra`.
 
     >>> write_metrics("runs/x/metrics.json", scores, parameters={"epochs": 1}, encoder="random")  # doctest: +SKIP
     """
@@ -69,7 +69,7 @@ def encoder_label(weights, checkpoint=None) -> str:
         checkpoint = Path(checkpoint)
         try:
             record = json.loads((checkpoint.parent / "metrics.json").read_text())
-            used = record["parameters" if "parameters" in record else "recipe"]["backbone_weights"]  # 0.2's: "recipe"
+            used = record["parameters"]["backbone_weights"]
         except (OSError, ValueError, KeyError, TypeError):
             return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
         return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"

@@ -3,7 +3,7 @@ reference's BCE) with void ignored, `MeanIoU`, `ModelCheckpoint` of the best
 validation mean IoU, `TerminateOnNaN`, `BackupAndRestore`, `CSVLogger`, under
 any `tf.distribute` strategy and dtype policy.
 
->>> from fcnseg.train import train
+>>> from fcnseg.training import train
 >>> history = train(lambda: build_fcn("fcn8s", num_classes=11), train_ds, val_ds,
 ...                 epochs=40, checkpoint_dir="runs/camvid_fcn8s")   # doctest: +SKIP
 
@@ -220,6 +220,7 @@ def train(
             metrics=[SegmentationMeanIoU(model.output_shape[-1])],
             jit_compile=jit_compile,
         )
+        model.optimizer.build(model.trainable_variables)  # now, or fit traces its train step twice
 
     monitor = MONITOR if val_ds is not None else "mean_iou"
     timer = EpochTimer()

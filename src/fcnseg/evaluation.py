@@ -1,6 +1,6 @@
 """Score a model on a dataset split at each image's original resolution.
 
->>> from fcnseg.evaluate import evaluate
+>>> from fcnseg.evaluation import evaluate
 >>> scores = evaluate(model, split="test", dataset="camvid")   # doctest: +SKIP
 >>> scores["mean_iou"], scores["iou_per_class"]["Road"]         # doctest: +SKIP
 
