@@ -429,7 +429,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     plain, flipped = reference_cm(), reference_cm(flip=True)
     tolerance = 0.001 * plain.sum()
     assert reference.pixels_apart(stage2["confusion_matrix"], flipped) <= tolerance
-    assert reference.pixels_apart(flipped, plain) > tolerance  # the flip shows in the scores
+    assert reference.pixels_apart(flipped, plain) > 2 * tolerance  # the flip shows: leaving it out is caught
 
     # `fcnseg-evaluate` rescores a saved model: the same figures as the training run's own.
     common_eval = [str(best), "--dataset", "camvid", "--root", str(root), "--split", "test", "--input-size", "90", "120"]
@@ -443,7 +443,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     assert multi["scales"] == [1.0, 1.25]
     scaled = reference_cm(scales=(1.0, 1.25))
     assert reference.pixels_apart(multi["confusion_matrix"], scaled) <= tolerance
-    assert reference.pixels_apart(scaled, plain) > tolerance
+    assert reference.pixels_apart(scaled, plain) > 2 * tolerance
 
 
 # ---------------------------------------------------------------- atomic files
