@@ -16,16 +16,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-# The slowest files, slowest first (measured); the others follow in their usual order. Each of the
-# two xdist workers (pytest.ini) takes the next file when it is free, so starting the longest ones
-# first lets both workers finish together.
-SLOWEST_FILES = ["test_train.py", "test_export.py", "test_distributed.py", "test_notebook.py", "test_package.py",
-                 "test_bench.py", "test_vgg_fc.py"]  # fmt: skip
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: tests keep their order
 
 
 def _env_path(name: str, what: str) -> Path:

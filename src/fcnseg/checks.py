@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -66,3 +68,22 @@ def size_hw(name: str, value) -> tuple[int, int]:
             + ". Any size works: the model pads to a multiple of 32 and crops back."
         )
     return int(value[0]), int(value[1])
+
+
+def imagenet_or_file(value, env_var: str, what: str, hint: str = "") -> str:
+    """``"imagenet"``, or the path of an existing weight file as a string. ``"imagenet"`` is
+    replaced by the file that `env_var` names when it is set (offline machines); a missing
+    file raises `FileNotFoundError` naming it (and `env_var` when it came from there), then `hint`.
+
+    >>> imagenet_or_file("imagenet", "FCNSEG_UNSET_VARIABLE", "VGG16 weight file")
+    'imagenet'
+    """
+    origin = ""
+    if value == "imagenet" and os.environ.get(env_var):
+        value, origin = os.environ[env_var], f" (from {env_var})"
+    if value == "imagenet":
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}{origin}{hint}")
+    return str(path)

@@ -231,9 +231,8 @@ def _checked(options: dict) -> dict:
         raise ValueError(f"eval_split must be a split name such as 'val' or None, got {value('eval_split')!r}.")
     try:
         out["backbone_weights"] = resolve_backbone_weights(value("backbone_weights"))
-    except FileNotFoundError as e:
-        source = " (from FCN_BACKBONE_WEIGHTS)" if value("backbone_weights") == "imagenet" else ""
-        raise ValueError(f"backbone_weights{source}: {e}.") from None
+    except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
+        raise ValueError(f"backbone_weights: {e}.") from None
     return out
 
 

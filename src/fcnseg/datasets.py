@@ -164,6 +164,7 @@ VOC2012 = DatasetSpec(
     "JPEGImages", "SegmentationClass", root_env="VOC2012_ROOT",
 )  # fmt: skip
 DATASETS = {spec.name: spec for spec in (VOC2007, CAMVID, VOC2012)}
+VOC_YEARS = {"voc": "VOC2007", "voc_sbd": "VOC2012"}  # layout -> the folder under VOCdevkit/
 
 
 def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
@@ -190,8 +191,8 @@ def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
     env = os.environ.get(spec.root_env or "")
     if env:
         return Path(env).expanduser()
-    folder = {"voc": "VOCdevkit/VOC2007", "voc_sbd": "VOCdevkit/VOC2012"}.get(spec.layout, spec.name)
-    return Path("data") / folder
+    year = VOC_YEARS.get(spec.layout)
+    return Path("data") / (f"VOCdevkit/{year}" if year else spec.name)
 
 
 def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007") -> Path:
@@ -200,11 +201,9 @@ def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007"
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root {root} does not exist (dataset {spec.name!r}).")
-    if spec.layout in ("voc", "voc_sbd"):
-        year, download = (
-            ("VOC2012", "fcnseg.voc2012.download_voc2012") if spec.layout == "voc_sbd"
-            else ("VOC2007", "fcnseg.download.download_voc2007")
-        )  # fmt: skip
+    if spec.layout in VOC_YEARS:
+        year = VOC_YEARS[spec.layout]
+        download = {"VOC2007": "fcnseg.download.download_voc2007", "VOC2012": "fcnseg.voc2012.download_voc2012"}[year]
         for candidate in (root, root / year, root / "VOCdevkit" / year):
             if (candidate / "ImageSets" / "Segmentation").is_dir():
                 return candidate

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from fcnseg.checks import one_of
+from fcnseg.checks import imagenet_or_file, one_of
 from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
@@ -128,14 +128,9 @@ def resolve_backbone_weights(backbone_weights="imagenet"):
         backbone_weights = None
     if backbone_weights is not None and not isinstance(backbone_weights, (str, os.PathLike)):
         raise ValueError(f"backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path, got {backbone_weights!r}.")
-    if backbone_weights == "imagenet" and os.environ.get("FCN_BACKBONE_WEIGHTS"):
-        backbone_weights = os.environ["FCN_BACKBONE_WEIGHTS"]
-    if backbone_weights in ("imagenet", None):
-        return backbone_weights
-    path = Path(backbone_weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"VGG16 weight file not found: {path}")
-    return str(path)
+    if backbone_weights is None:
+        return None
+    return imagenet_or_file(backbone_weights, "FCN_BACKBONE_WEIGHTS", "VGG16 weight file")
 
 
 def _vgg16(x, backbone_weights):

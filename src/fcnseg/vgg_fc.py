@@ -23,10 +23,11 @@ with ``backbone_weights="imagenet"`` (or the matching no-top file).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import keras
 import numpy as np
+
+from fcnseg.checks import imagenet_or_file
 
 # VGG16's classifier: fc1 reads the flattened 7x7x512 pool5 map, fc2 maps 4096 -> 4096.
 FC6_KERNEL_SIZE = 7
@@ -66,25 +67,13 @@ def resolve_fc_weights(fc_weights="imagenet") -> str:
     >>> resolve_fc_weights("imagenet")  # with FCN_VGG16_FULL_WEIGHTS unset   # doctest: +SKIP
     'imagenet'
     """
-    if fc_weights == "imagenet" and os.environ.get(FULL_WEIGHTS_ENV):
-        fc_weights = os.environ[FULL_WEIGHTS_ENV]
-        origin = f" (from {FULL_WEIGHTS_ENV})"
-    else:
-        origin = ""
-    if fc_weights == "imagenet":
-        return fc_weights
     if not isinstance(fc_weights, (str, os.PathLike)):
         raise ValueError(
             f"fc_weights must be None, 'imagenet' or the path of a full VGG16 weight file, got {fc_weights!r}."
         )
-    path = Path(fc_weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Full VGG16 weight file not found: {path}{origin}. Pass the path of a VGG16 saved with "
-            f"include_top=True (e.g. Keras' {VGG16_FULL_FILE}), 'imagenet' to download it, or "
-            "fc_weights=None for random fc6/fc7."
-        )
-    return str(path)
+    return imagenet_or_file(fc_weights, FULL_WEIGHTS_ENV, "Full VGG16 weight file", hint=(
+        f". Pass the path of a VGG16 saved with include_top=True (e.g. Keras' {VGG16_FULL_FILE}), "
+        "'imagenet' to download it, or fc_weights=None for random fc6/fc7."))  # fmt: skip
 
 
 def fc_kernels(fc_weights="imagenet") -> tuple[list[np.ndarray], list[np.ndarray]]:
