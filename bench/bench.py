@@ -272,7 +272,8 @@ def model_job(cfg: dict) -> None:
 
     from fcnseg.fcn import build_fcn, count_flops
     from fcnseg.metrics import SegmentationMeanIoU
-    from fcnseg.training import make_loss, make_optimizer, set_precision
+    from fcnseg.precision import set_precision
+    from fcnseg.training import make_loss, make_optimizer
 
     keras.utils.set_random_seed(cfg["seed"])
     set_precision(cfg["precision"])

@@ -71,3 +71,14 @@ def confusion(true_masks, predicted_masks, num_classes: int) -> np.ndarray:
 def pixels_apart(cm_a, cm_b) -> int:
     """How many pixels two confusion matrices of the same masks classify differently (at least)."""
     return int(np.abs(np.asarray(cm_a) - np.asarray(cm_b)).sum()) // 2
+
+
+def spread_classes(model, seed: int = 0):
+    """Give `model`'s ``score_fr`` a seeded random kernel with zero mean over its inputs, so that
+    its maps hold several classes whatever the rest of the model learned, on any CPU and at any
+    precision (random or briefly trained ReLU features share one direction that a plain kernel
+    turns into one class everywhere, where no test-time augmentation could change a pixel)."""
+    layer = model.get_layer("score_fr")
+    kernel = np.random.default_rng(seed).normal(size=layer.kernel.shape)
+    layer.kernel.assign(kernel - kernel.mean(axis=2, keepdims=True))
+    return model

@@ -23,7 +23,8 @@ from fcnseg.datasets import load_image
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.distribute import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy
 from fcnseg.pipeline import make_dataset, resize_pair
-from fcnseg.training import set_precision, train
+from fcnseg.precision import set_precision
+from fcnseg.training import train
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = ["best.json", "best.keras", "history.csv", "metrics.json"]

@@ -323,9 +323,9 @@ def run_notebook(tmp_path, **parameters):
     return out
 
 
-def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
+def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights, told_precision, auto_precision):
     results = tmp_path / "results"
-    overrides = {"backbone_weights": backbone_weights, "scales": [1.0, 1.25], "flip": True}
+    overrides = {"backbone_weights": backbone_weights, "scales": [1.0, 1.25], "flip": True, **told_precision}
     out = run_notebook(tmp_path, quick=True, data_root=str(SAMPLE), download=False, results_dir=str(results),
                        overrides=overrides)  # fmt: skip
 
@@ -337,7 +337,7 @@ def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights):
     assert metrics["num_images"] == 1 and metrics["split"] == "val"
     assert metrics["parameters"]["recipe"] == "reference" and metrics["parameters"]["fc_units"] == 64
     assert metrics["parameters"]["scales"] == [1.0, 1.25] and metrics["parameters"]["flip"] is True
-    assert metrics["best_checkpoint"]["epoch"] == 1
+    assert metrics["best_checkpoint"]["epoch"] == 1 and metrics["parameters"]["precision"] == auto_precision
     expected_encoder = "random" if backbone_weights is None else Path(backbone_weights).name
     assert expected_encoder in metrics["encoder_weights"]
 

@@ -20,7 +20,7 @@ import pytest
 from keras import ops
 
 from fcnseg.fcn import CLASS_LAYERS, build_fcn, load_fcn
-from fcnseg.training import auto_precision
+from fcnseg.precision import auto_precision
 
 CONFIGS = [("fcn32s", "bilinear"), ("fcn32s", "notebook"), ("fcn16s", "bilinear"), ("fcn8s", "bilinear")]
 
@@ -105,6 +105,33 @@ def test_a_model_saved_before_the_rule_loads_with_float32_class_layers(bf16_poli
     assert_classes_compute_in_float32(load_fcn(old), 11)
 
 
+def test_a_saved_model_runs_at_the_precision_asked_for_whatever_it_was_saved_with(tmp_path):
+    """load_fcn(precision=...) moves a model between policies: a float32 file runs in bfloat16 and
+    a bfloat16 one in float32, giving the very logits of the model built in float32."""
+    keras.utils.set_random_seed(0)
+    model = build_fcn("fcn8s", num_classes=11, fc_units=32, backbone_weights=None)
+    model.save(tmp_path / "float32.keras")
+    image = np.random.default_rng(0).uniform(0, 255, (1, 45, 61, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(image))
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        bf16 = load_fcn(tmp_path / "float32.keras", precision="mixed_bfloat16")
+        assert_classes_compute_in_float32(bf16, 11)
+        assert bf16.get_layer("logits").compute_dtype == "float32" and bf16.dtype_policy.name == "mixed_bfloat16"
+        low = keras.ops.convert_to_numpy(bf16(image))
+        assert low.dtype == np.float32 and not np.array_equal(low, expected)  # it did compute in bfloat16
+        np.testing.assert_allclose(low, expected, atol=0.05 * np.abs(expected).max())
+        bf16.save(tmp_path / "bf16.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert load_fcn(tmp_path / "bf16.keras").get_layer("fc7").compute_dtype == "bfloat16"  # None keeps it
+    back = load_fcn(tmp_path / "bf16.keras", precision="float32")
+    assert {layer.compute_dtype for layer in back.layers} == {"float32"}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(back(image)), expected)
+    with pytest.raises(ValueError, match="Unknown precision 'half'"):
+        load_fcn(tmp_path / "bf16.keras", precision="half")
+
+
 def test_auto_precision_matches_the_cpu_flags():
     import tensorflow as tf
 
@@ -128,7 +155,8 @@ AMX_CASES = [("fcn32s", "bilinear", 21), ("fcn32s", "notebook", 5), ("fcn16s", "
 TRAIN_UNDER_BF16 = textwrap.dedent("""
     import json, sys, numpy as np, keras
     from fcnseg.fcn import build_fcn, load_fcn
-    from fcnseg.training import set_precision, train
+    from fcnseg.precision import set_precision
+    from fcnseg.training import train
     import tensorflow as tf
     cases, out = json.loads(sys.argv[1]), sys.argv[2]
     assert set_precision("mixed_bfloat16") == "mixed_bfloat16"

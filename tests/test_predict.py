@@ -20,16 +20,11 @@ rng = np.random.default_rng(0)
 
 @pytest.fixture(scope="module")
 def model(vgg_weights):
-    """FCN-8s for CamVid's 11 classes, real VGG16 weights, small fc6/fc7, seeded.
-
-    Its score kernel has zero mean over its inputs, so that its maps hold several classes
-    (random ReLU features share one direction that a plain random kernel turns into one
-    class everywhere, where no test-time augmentation could change a pixel)."""
+    """FCN-8s for CamVid's 11 classes, real VGG16 weights, small fc6/fc7, seeded so that its
+    maps hold several classes (`reference.spread_classes`)."""
     keras.utils.set_random_seed(0)
     model = build_fcn("fcn8s", num_classes=11, fc_units=64, backbone_weights=vgg_weights)
-    kernel = np.random.default_rng(0).normal(size=model.get_layer("score_fr").kernel.shape)
-    model.get_layer("score_fr").kernel.assign(kernel - kernel.mean(axis=2, keepdims=True))
-    return model
+    return reference.spread_classes(model)
 
 
 @pytest.fixture(scope="module")

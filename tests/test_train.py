@@ -25,7 +25,8 @@ from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
 from fcnseg.pipeline import make_dataset
 from fcnseg.predict import predict_logits, predict_mask
-from fcnseg.training import set_precision, train
+from fcnseg.precision import set_precision
+from fcnseg.training import train
 
 import reference
 
@@ -347,18 +348,6 @@ def assert_pixels_weigh(train_ds, class_weights):
     np.testing.assert_allclose(weights, expected, rtol=1e-5)
 
 
-def expected_auto_precision() -> str:
-    """The policy "auto" must pick on this machine, from the machine itself: mixed_float16 with
-    a GPU, mixed_bfloat16 on a CPU with bfloat16 units (AVX-512 BF16 or AMX), else float32."""
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.is_file():
-        pytest.skip("no /proc/cpuinfo to tell whether this CPU has bfloat16 units")
-    flags = {f for line in cpuinfo.read_text().splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
-
-
 @pytest.fixture
 def float32_afterwards():
     """Sets the float32 policy back after a test that may leave another one."""
@@ -367,14 +356,14 @@ def float32_afterwards():
 
 
 def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_weights, tmp_path, monkeypatch,
-                                                             float32_afterwards):
+                                                             float32_afterwards, auto_precision):
     """`fcnseg-train --recipe camvid` end to end on a few real CamVid frames (under --strategy
     mirrored and the default --precision auto: whatever this machine gets, float32 or mixed),
     then a second stage in float32 started from the first one's best checkpoint; the class
     weights checked on what fit was given, the scores against predictions computed here at the
     evaluation options asked for."""
     root = small_camvid
-    expected_precision = expected_auto_precision()
+    expected_precision = auto_precision
     calls = []  # (strategy given, the model's strategy, the training dataset) of each train()
     module = importlib.import_module("fcnseg.training")
 
@@ -409,7 +398,11 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     assert logits.dtype == np.float32 and logits.shape == (1, *frame.shape[:2], 11) and np.isfinite(logits).all()
     np.testing.assert_array_equal(predict_mask(first, frame, input_size=(90, 120)), logits[0].argmax(-1))
 
-    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "best.keras"), "--class-weights", "sqrt_median",
+    # Stage 2 continues from stage 1's model with its score kernel re-drawn (`reference.spread_classes`):
+    # whatever one epoch taught it on this CPU and precision, its maps then hold several classes, so
+    # that the test-time options below change pixels and dropping one of them is caught.
+    reference.spread_classes(first).save(tmp_path / "stage1" / "spread.keras")
+    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "spread.keras"), "--class-weights", "sqrt_median",
                   "--precision", "float32", "--eval-flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
     assert stage2["parameters"]["class_weights"] == "sqrt_median"
     assert_pixels_weigh(calls[-1][2], np.sqrt(median))
@@ -475,8 +468,8 @@ def test_write_json_is_atomic(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
 
 
-def test_set_precision_auto_picks_what_the_machine_has():
-    expected = expected_auto_precision()
+def test_set_precision_auto_picks_what_the_machine_has(auto_precision):
+    expected = auto_precision
     try:
         assert set_precision("auto") == expected
         assert keras.mixed_precision.global_policy().name == expected

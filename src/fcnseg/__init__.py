@@ -18,7 +18,7 @@ when first used. Call `quiet_tensorflow` first to hide TensorFlow's start-up
 lines in a notebook.
 
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
-`fcnseg.losses`, `fcnseg.metrics`, `fcnseg.training`, `fcnseg.evaluation`,
+`fcnseg.losses`, `fcnseg.metrics`, `fcnseg.precision`, `fcnseg.training`, `fcnseg.evaluation`,
 `fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
 `fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.config` (the
 notebook's parameters), `fcnseg.report`, `fcnseg.cli` (the command lines).
@@ -37,11 +37,12 @@ _HOMES = {
     "metrics": ("SegmentationMeanIoU", "confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
                 "pixel_accuracy"),
     "pipeline": ("make_dataset",),
+    "precision": ("set_precision",),
     "predict": ("predict_logits", "predict_mask", "predict_masks"),
     "quiet": ("quiet_tensorflow",),
     "recipes": ("RECIPES", "recipe"),
     "segment": ("segment_files",),
-    "training": ("set_precision", "train"),
+    "training": ("train",),
     "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
     "plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),
 }  # fmt: skip

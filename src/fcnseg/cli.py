@@ -143,7 +143,8 @@ def run_train(argv=None) -> dict:
     from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
     from fcnseg.pipeline import make_dataset
     from fcnseg.report import encoder_label, write_metrics
-    from fcnseg.training import set_precision, train
+    from fcnseg.precision import set_precision
+    from fcnseg.training import train
 
     options["backbone_weights"] = resolve_backbone_weights(recipes.value(options, "backbone_weights"))
     seed = recipes.value(options, "seed")
@@ -158,7 +159,7 @@ def run_train(argv=None) -> dict:
 
     def build():
         if args.init_from:
-            return load_fcn(args.init_from)
+            return load_fcn(args.init_from, precision=precision)
         return build_fcn(num_classes=spec.num_classes, **recipes.options_for(options, "build_fcn"))
 
     started = time.time()

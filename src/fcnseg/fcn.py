@@ -26,6 +26,7 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import imagenet_or_file, one_of
+from fcnseg.precision import resolve_precision
 from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
@@ -40,6 +41,7 @@ VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 # are a small share of the FLOPs, so float32 costs next to nothing.
 CLASS_LAYERS = ("score_fr", "score_pool4", "score_pool3", "fuse_pool4", "fuse_pool3",
                 "upscore2", "upscore_pool4", "upscore8", "upscore16", "upscore32", "classifier")
+FLOAT32_LAYERS = (*CLASS_LAYERS, "logits")  # with `VGGPreprocess`: float32 under every policy
 
 
 @keras.saving.register_keras_serializable(package="fcn")
@@ -305,7 +307,7 @@ def build_fcn(
     return model
 
 
-def load_fcn(path) -> keras.Model:
+def load_fcn(path, *, precision: str | None = None) -> keras.Model:
     """Load a model saved with ``model.save("x.keras")``, in Keras' safe mode.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
@@ -313,11 +315,14 @@ def load_fcn(path) -> keras.Model:
     model comes back uncompiled (`fcnseg.training.train` compiles it; prediction
     needs no compiling), so files saved with the loss and metric classes of
     older fcnseg versions load too.
-    The class-score layers (`CLASS_LAYERS`) of a model saved by an older
-    fcnseg under a mixed policy are switched to float32, as `build_fcn`
-    makes them, so the model trains on AMX CPUs too.
 
-    >>> model = load_fcn("runs/camvid_fcn8s/best.keras")  # doctest: +SKIP
+    Args:
+        precision: ``None`` keeps the dtype policy each layer was saved with;
+            ``"auto"`` or a policy name runs the model at that one instead
+            (`with_precision`): a model trained in float32 predicts in bfloat16 on
+            a CPU with AVX-512 BF16, and the other way round.
+
+    >>> model = load_fcn("runs/camvid_fcn8s/best.keras", precision="auto")  # doctest: +SKIP
     """
     path = Path(path)
     if not path.is_file():
@@ -332,18 +337,32 @@ def load_fcn(path) -> keras.Model:
             "FCN models saved by this project never do; only if you trust the file's source, "
             "load it with keras.saving.load_model(path, safe_mode=False)."
         ) from None
-    return classes_in_float32(model)
+    return with_precision(model, precision)
 
 
-def classes_in_float32(model: keras.Model) -> keras.Model:
-    """Make the layers of `model` named in `CLASS_LAYERS` compute in float32 (their
-    weights are float32 under every policy already); returns `model`.
+def with_precision(model: keras.Model, precision: str | None = "auto") -> keras.Model:
+    """Make `model` compute under `precision` (``"auto"`` or a policy name, see
+    `fcnseg.precision`), whatever it was built or saved with; returns `model`.
 
-    >>> model = classes_in_float32(load_fcn("old_bf16_run/best.keras"))  # doctest: +SKIP
+    The layers that compute in float32 under every policy (the input
+    preprocessing, `CLASS_LAYERS`, the logits) are set to float32 in any case,
+    also with ``precision=None``, which keeps the other layers' policies: a
+    model saved by an older fcnseg under a mixed policy then trains on AMX CPUs
+    too. The weights are float32 under every policy, so nothing is converted.
+    Call it before the model first predicts or trains (Keras traces the step then).
+
+    >>> model = with_precision(build_fcn("fcn8s", num_classes=11, backbone_weights=None), "float32")
+    >>> model.get_layer("fc7").compute_dtype
+    'float32'
     """
+    policy = None if precision is None else resolve_precision(precision)
     for layer in model.layers:
-        if layer.name in CLASS_LAYERS and layer.dtype_policy.compute_dtype != "float32":
+        if layer.name in FLOAT32_LAYERS or isinstance(layer, VGGPreprocess):
             layer.dtype_policy = "float32"
+        elif policy is not None:
+            layer.dtype_policy = policy
+    if policy is not None:
+        model.dtype_policy = policy
     return model
 
 

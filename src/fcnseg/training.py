@@ -34,42 +34,9 @@ from fcnseg.files import write_json
 from fcnseg.losses import make_loss
 from fcnseg.metrics import SegmentationMeanIoU
 from fcnseg.pipeline import weigh_pixels
-from fcnseg.recipes import PRECISIONS
 
 SCHEDULES = ("plateau", "poly", "constant")
 MONITOR = "val_mean_iou"
-
-
-def set_precision(policy: str = "auto") -> str:
-    """Set Keras' global dtype policy; call it *before* building the model.
-
-    ``"mixed_float16"`` for NVIDIA GPUs, ``"mixed_bfloat16"`` for CPUs with
-    AVX-512 BF16 or AMX (and TPUs), ``"float32"`` otherwise; ``"auto"`` picks
-    among these for the computer it runs on. Losses, metrics and the model's logits stay
-    float32. Returns the policy set.
-
-    >>> set_precision("float32")
-    'float32'
-    """
-    if one_of("precision", policy, PRECISIONS) == "auto":
-        policy = auto_precision()
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def auto_precision() -> str:
-    """The fastest policy for the computer it runs on: float16 on GPUs, bfloat16 on CPUs with bf16 units.
-
-    The CPU's features come from NumPy's runtime detection (any OS); every CPU
-    with AMX also has AVX-512 BF16, so that one flag covers both.
-    """
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as cpu_features
-    except ImportError:  # a NumPy without the detection table: stay safe
-        cpu_features = {}
-    return "mixed_bfloat16" if cpu_features.get("AVX512BF16") else "float32"
 
 
 def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", decay_steps: int | None = None):
@@ -83,8 +50,6 @@ def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", de
             learning_rate, decay_steps, end_learning_rate=learning_rate * 1e-3, power=0.9
         )
     return keras.optimizers.Adam(learning_rate)
-
-
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
