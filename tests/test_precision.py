@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fcnseg.fcn import CLASS_LAYERS, build_fcn, load_fcn
+from fcnseg.fcn import CLASS_LAYERS, build_fcn, load_fcn, save_fcn
 from fcnseg.precision import auto_precision
 
 CONFIGS = [("fcn32s", "bilinear"), ("fcn32s", "notebook"), ("fcn16s", "bilinear"), ("fcn8s", "bilinear")]
@@ -130,6 +130,26 @@ def test_a_saved_model_runs_at_the_precision_asked_for_whatever_it_was_saved_wit
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(back(image)), expected)
     with pytest.raises(ValueError, match="Unknown precision 'half'"):
         load_fcn(tmp_path / "bf16.keras", precision="half")
+
+
+def test_a_model_saved_with_float16_weights_is_half_the_size_and_loads_in_float32(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_fcn("fcn8s", num_classes=11, fc_units=32, backbone_weights=None)
+    full = save_fcn(model, tmp_path / "full.keras")
+    half = save_fcn(model, tmp_path / "half.keras", weights_dtype="float16")
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
+    assert {w.dtype for w in keras.saving.load_model(half, compile=False).weights} == {"float16"}
+    loaded = load_fcn(half)
+    assert {w.dtype for w in loaded.weights} == {"float32"} and loaded.name == model.name
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    image = np.random.default_rng(0).uniform(0, 255, (1, 45, 61, 3)).astype("float32")
+    expected, got = (keras.ops.convert_to_numpy(m(image)) for m in (model, loaded))
+    assert not np.array_equal(got, expected)  # the weights were rounded to float16 ...
+    np.testing.assert_allclose(got, expected, atol=2e-3 * np.abs(expected).max())  # ... and that is all
+    assert load_fcn(half, precision="mixed_bfloat16").get_layer("fc7").compute_dtype == "bfloat16"
+    with pytest.raises(ValueError, match="Unknown weights_dtype 'int8'"):
+        save_fcn(model, tmp_path / "x.keras", weights_dtype="int8")
+    assert not (tmp_path / "x.keras").exists()
 
 
 def test_auto_precision_matches_the_cpu_flags():

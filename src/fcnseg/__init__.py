@@ -33,7 +33,7 @@ _HOMES = {
                  "read_split"),
     "evaluation": ("evaluate",),
     "export": ("export_model",),
-    "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights"),
+    "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),
     "metrics": ("SegmentationMeanIoU", "confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
                 "pixel_accuracy"),
     "pipeline": ("make_dataset",),
