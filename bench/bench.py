@@ -271,7 +271,7 @@ def model_job(cfg: dict) -> None:
     import numpy as np
 
     from fcnseg.fcn import build_fcn, count_flops
-    from fcnseg.metrics import SegmentationMeanIoU
+    from fcnseg.metrics import mean_iou_metric
     from fcnseg.precision import set_precision
     from fcnseg.training import make_loss, make_optimizer
 
@@ -291,7 +291,7 @@ def model_job(cfg: dict) -> None:
 
     # The project's training step (fcnseg.training.train): Adam, void-aware CE, mean IoU metric.
     model.compile(optimizer=make_optimizer(1e-4, schedule="constant"), loss=make_loss("sparse_ce"),
-                  metrics=[SegmentationMeanIoU(num_classes)], jit_compile=cfg["jit"])
+                  metrics=[mean_iou_metric(num_classes)], jit_compile=cfg["jit"])
     rng = np.random.default_rng(cfg["seed"])
 
     def images(batch):

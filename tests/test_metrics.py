@@ -9,11 +9,11 @@ import tensorflow as tf
 from fcnseg.datasets import VOID
 from fcnseg.losses import make_loss, median_frequency_weights
 from fcnseg.metrics import (
-    SegmentationMeanIoU,
     confusion_matrix,
     frequency_weighted_iou,
     iou_per_class,
     mean_iou,
+    mean_iou_metric,
     pixel_accuracy,
 )
 from fcnseg.pipeline import weigh_pixels
@@ -114,7 +114,7 @@ def test_segmentation_mean_iou_agrees_with_mean_iou(target):
     logits[..., 4] -= 100  # class 4 never predicted either: must be left out of both means
     y_true = {"sparse": labels, "sparse_channel": labels[..., None]}[target]
 
-    metric = SegmentationMeanIoU(num_classes)
+    metric = mean_iou_metric(num_classes)
     metric.update_state(y_true[:2], logits[:2])  # accumulates over batches
     metric.update_state(y_true[2:], logits[2:])
     expected = mean_iou(confusion_matrix(labels, logits.argmax(-1), num_classes))
@@ -167,7 +167,7 @@ def test_binary_cross_entropy_equals_hand_computation_on_one_hot_targets(batch):
     bce = -(targets * np.log(probabilities) + (1 - targets) * np.log(1 - probabilities)).mean(-1)
     expected = bce[valid].mean()
     assert float(make_loss("bce")(labels, logits)) == pytest.approx(expected, rel=1e-5)  # sparse labels
-    assert float(make_loss("bce_onehot")(labels[..., None], logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(make_loss("bce")(labels[..., None], logits)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("loss, class_weights", [("sparse_ce", None), ("sparse_ce", [1, 2, 3, 4]), ("bce", None)])

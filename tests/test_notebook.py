@@ -1,14 +1,14 @@
-"""Tests of the notebook ``semantic_segmentation_fcn32.ipynb`` and of `fcnseg.config`.
+"""Tests of the notebook ``semantic_segmentation_fcn32.ipynb`` and of `fcnseg.runner.plan_run`.
 
 - The notebook's structure (fast): a clean file, the papermill ``parameters``
   cell first (a recipe and single-value overrides), every parameter forwarded to
-  `check_params`, TensorFlow quieted before it is imported, no code defined in it.
-- `check_params` itself (fast): every bad parameter fails with a clear message,
+  `plan_run`, TensorFlow quieted before it is imported, no code defined in it.
+- `plan_run` itself (fast): every bad parameter fails with a clear message,
   the data folder is resolved (download, fallback to the sample, CamVid errors).
 - The whole notebook executed with papermill in quick mode (64-wide fc6/fc7) on
   the one-image sample: every figure is a real PNG, ``metrics.json`` holds the
   scores, and no TensorFlow start-up line reaches a cell. A bad parameter makes
-  it fail in its first cells, with `check_params`'s message.
+  it fail in its first cells, with `plan_run`'s message.
 
 The encoder weights come from ``FCN_BACKBONE_WEIGHTS`` (the ``vgg_weights``
 fixture) when it is set, else the encoder is random: nothing is downloaded.
@@ -25,8 +25,9 @@ import nbformat
 import pytest
 from PIL import Image
 
-from fcnseg import config, download, report
-from fcnseg.config import ParameterError, check_params
+from fcnseg import download, report, runner
+from fcnseg.options import ParameterError
+from fcnseg.runner import plan_run
 from fcnseg.datasets import read_split
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,9 +60,9 @@ def fake_voc(tmp_path):
 
 
 def quiet(**params):
-    """check_params with no printing and the default encoder left out of the way."""
+    """plan_run with no printing and the default encoder left out of the way."""
     params["overrides"] = {"backbone_weights": None, **params.get("overrides", {})}
-    return check_params(**{"verbose": False, **params})
+    return plan_run(**{"verbose": False, **params})
 
 
 # =============================================================================== notebook structure
@@ -83,18 +84,19 @@ def test_parameters_cell_comes_first_and_is_checked_at_once(notebook):
     cells = code_cells(notebook)
     assert "parameters" in cells[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     names = [t.id for node in ast.parse(cells[0].source).body for t in node.targets]
-    wanted = [p for p in inspect.signature(check_params).parameters if p != "verbose"]
-    assert names == wanted, "the parameters cell and check_params must list the same parameters"
-    assert "check_params(" in cells[1].source, "the cell after the parameters must validate them"
-    quieted, imported = (cells[1].source.index(text) for text in ("quiet_tensorflow()", "from fcnseg.config"))
+    command_line_only = ("run_dir", "init_from", "strategy", "verbose")
+    wanted = [p for p in inspect.signature(plan_run).parameters if p not in command_line_only]
+    assert names == wanted, "the parameters cell and plan_run must list the same parameters"
+    assert "plan_run(" in cells[1].source, "the cell after the parameters must check them"
+    quieted, imported = (cells[1].source.index(text) for text in ("quiet_tensorflow()", "from fcnseg.runner"))
     assert quieted < imported, "TensorFlow is quieted before anything imports it"
     for name in names:
-        assert f"{name}={name}" in cells[1].source, f"parameter {name} is not passed to check_params"
-    # The defaults of the notebook are those of check_params (the reference recipe, no overrides).
+        assert f"{name}={name}" in cells[1].source, f"parameter {name} is not passed to plan_run"
+    # The defaults of the notebook are those of plan_run (the reference recipe, no overrides).
     defaults = {}
     exec(cells[0].source, {}, defaults)
     for name in names:
-        assert defaults[name] == ({} if name == "overrides" else inspect.signature(check_params).parameters[name].default), name
+        assert defaults[name] == ({} if name == "overrides" else inspect.signature(plan_run).parameters[name].default), name
 
 
 def test_notebook_delegates_code_to_src(notebook):
@@ -104,11 +106,11 @@ def test_notebook_delegates_code_to_src(notebook):
         defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
         assert not defined, f"define helpers in src/, not in the notebook:\n{cell.source}"
     assert "../shared" not in text and "/work/" not in text, "no machine-specific paths"
-    for call in ("make_dataset(", "build_fcn(", "train(", "evaluate(", "predict_mask(", "show_predictions("):
+    for call in ("cfg.datasets(", "cfg.build_model(", "cfg.train(", "cfg.evaluate(", "predict_mask(", "show_predictions("):
         assert call in text
 
 
-# =============================================================================== check_params
+# =============================================================================== plan_run
 
 
 @pytest.mark.parametrize(
@@ -153,30 +155,30 @@ def test_notebook_delegates_code_to_src(notebook):
 )
 def test_bad_parameters_fail_with_a_clear_message(params, message, tmp_path):
     with pytest.raises(ParameterError, match=None) as info:
-        check_params(verbose=False, **{"results_dir": tmp_path, **params})
+        plan_run(verbose=False, **{"results_dir": tmp_path, **params})
     assert message in str(info.value)
     assert isinstance(info.value, ValueError)
 
 
 def test_bad_parameters_are_caught_before_the_data_is_looked_at(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "find_data", lambda *a, **k: pytest.fail("data looked at first"))
+    monkeypatch.setattr(runner, "find_data", lambda *a, **k: pytest.fail("data looked at first"))
     with pytest.raises(ParameterError):
-        check_params(overrides={"variant": "fcn64s"}, data_root=tmp_path / "nothing", verbose=False)
+        plan_run(overrides={"variant": "fcn64s"}, data_root=tmp_path / "nothing", verbose=False)
 
 
 def test_quick_mode_on_the_sample(tmp_path, capsys):
-    cfg = check_params(data_root=SAMPLE, quick=True, download=False, overrides={"backbone_weights": None},
+    cfg = plan_run(data_root=SAMPLE, quick=True, download=False, overrides={"backbone_weights": None},
                        results_dir=tmp_path)  # fmt: skip
     assert cfg.data_root == (SAMPLE).resolve()
-    assert (cfg.value("image_size"), cfg.value("epochs"), cfg.steps) == ((64, 64), 1, config.QUICK_STEPS)
-    assert cfg.build_options["fc_units"] == 64 and cfg.build_options["decoder"] == "notebook"  # small fc6/fc7
-    assert cfg.value("batch_size") == 1  # the sample has one training image
-    assert cfg.value("max_images") == config.QUICK["max_images"] and cfg.value("loss") == "bce"
+    assert (cfg.options.image_size, cfg.options.epochs, cfg.steps) == ((64, 64), 1, runner.QUICK_STEPS)
+    assert cfg.options.fc_units == 64 and cfg.options.decoder == "notebook"  # small fc6/fc7
+    assert cfg.options.batch_size == 1  # the sample has one training image
+    assert cfg.options.max_images == runner.QUICK["max_images"] and cfg.options.loss == "bce"
     assert cfg.smoke_test and cfg.eval_split == "val"
     assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
     assert cfg.encoder == "random initialisation (no pre-training)"
     assert cfg.predict_options == {"input_size": (64, 64), "scales": (1.0,), "flip": False}  # scored at full size
-    assert cfg.data_options["batch_size"] == 1 and cfg.data_options["scale_range"] == (1.0, 1.0)
+    assert cfg.options.step("make_dataset")["batch_size"] == 1 and cfg.options.scale_range == (1.0, 1.0)
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out and "model input 64x64" in out
 
@@ -185,13 +187,13 @@ def test_test_time_augmentation_reaches_predict_options(tmp_path):
     tta = {"input_size": [64, 96], "scales": [1, 1.25], "flip": True}
     cfg = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, overrides=tta)
     assert cfg.predict_options == {"input_size": (64, 96), "scales": (1.0, 1.25), "flip": True}
-    assert cfg.eval_options["scales"] == (1.0, 1.25) and cfg.eval_options["max_images"] == 4
+    assert cfg.options.step("evaluate")["scales"] == (1.0, 1.25) and cfg.options.step("evaluate")["max_images"] == 4
     assert "original resolution, input scales 1, 1.25 + flip averaging" in cfg.describe()
     assert cfg.caption("Inference", predicted=True).startswith("Inference (input scales 1, 1.25 + flip averaging)")
     assert "scales" not in cfg.caption("Training curves")
-    single = dataclasses.replace(cfg, options={**cfg.options, "scales": (1.0,), "flip": False})
+    single = dataclasses.replace(cfg, options=dataclasses.replace(cfg.options, scales=(1.0,), flip=False))
     assert single.test_time == "" and single.caption("Inference", predicted=True) == single.caption("Inference")
-    assert dataclasses.replace(single, options={**single.options, "flip": True}).test_time == "flip averaging"
+    assert dataclasses.replace(single, options=dataclasses.replace(single.options, flip=True)).test_time == "flip averaging"
     assert cfg.parameters["scales"] == (1.0, 1.25) and cfg.parameters["recipe"] == "reference"
 
 
@@ -206,7 +208,7 @@ def test_a_complete_dataset_is_used_as_it_is(fake_voc, tmp_path):
     cfg = quiet(data_root=fake_voc.parent.parent, overrides={"batch_size": 1, "image_size": [64, 96]},
                 results_dir=tmp_path / "r")  # fmt: skip
     assert cfg.data_root == fake_voc.resolve()  # a folder above VOCdevkit is accepted
-    assert not cfg.smoke_test and cfg.value("image_size") == (64, 96) and cfg.value("epochs") == 10
+    assert not cfg.smoke_test and cfg.options.image_size == (64, 96) and cfg.options.epochs == 10
     assert cfg.run_dir == Path("runs") / "voc2007_fcn32s_notebook"
 
 
@@ -217,7 +219,7 @@ def test_a_batch_larger_than_the_training_set_is_refused(fake_voc, tmp_path):
 
 def test_missing_voc_in_quick_mode_falls_back_to_the_sample(tmp_path, capsys):
     cfg = quiet(data_root=tmp_path / "nothing", quick=True, results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == config.SAMPLE_ROOT.resolve() and cfg.smoke_test
+    assert cfg.data_root == SAMPLE.resolve() and cfg.smoke_test
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "does not exist" in out
 
@@ -225,7 +227,7 @@ def test_missing_voc_in_quick_mode_falls_back_to_the_sample(tmp_path, capsys):
 def test_incomplete_voc_falls_back_to_the_sample(fake_voc, tmp_path, capsys):
     (fake_voc / "JPEGImages" / "001763.jpg").unlink()  # masks without images, as in ../shared
     cfg = quiet(data_root=fake_voc, quick=True, results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == config.SAMPLE_ROOT.resolve()
+    assert cfg.data_root == SAMPLE.resolve()
     assert "JPEGImages/001763.jpg" in capsys.readouterr().out
 
 
@@ -257,8 +259,8 @@ def test_failed_download_falls_back_to_the_sample_loudly(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(download, "download_voc2007", offline)
     cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == config.SAMPLE_ROOT.resolve() and cfg.smoke_test and not cfg.quick
-    assert cfg.value("batch_size") == 1 and cfg.value("epochs") == 10
+    assert cfg.data_root == SAMPLE.resolve() and cfg.smoke_test and not cfg.quick
+    assert cfg.options.batch_size == 1 and cfg.options.epochs == 10
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "the download failed: no network" in out
 
@@ -278,14 +280,14 @@ def test_backbone_weights_from_the_environment(tmp_path, monkeypatch):
     weights = tmp_path / "my_vgg16_notop.h5"
     weights.write_bytes(b"")
     monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(weights))
-    cfg = check_params(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
-    assert cfg.build_options["backbone_weights"] == str(weights)
+    cfg = plan_run(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
+    assert cfg.options.backbone_weights == str(weights)
     assert cfg.encoder.startswith("my_vgg16_notop.h5") and "not the Keras ImageNet" in cfg.encoder
     none = quiet(data_root=SAMPLE, quick=True, overrides={"backbone_weights": "none"}, results_dir=tmp_path)
-    assert none.build_options["backbone_weights"] is None
+    assert none.options.backbone_weights is None
     monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(tmp_path / "gone.h5"))
     with pytest.raises(ParameterError, match="from FCN_BACKBONE_WEIGHTS"):
-        check_params(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
+        plan_run(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
 
 
 def test_a_checkpoint_skips_training(tmp_path):
@@ -295,7 +297,7 @@ def test_a_checkpoint_skips_training(tmp_path):
     (checkpoint.parent / "metrics.json").write_text(json.dumps({"parameters": {"backbone_weights": "imagenet"}}))
     cfg = quiet(data_root=SAMPLE, checkpoint=str(checkpoint), overrides={"batch_size": 64}, results_dir=tmp_path)
     assert cfg.checkpoint == checkpoint and cfg.run_dir is None
-    assert cfg.value("batch_size") == 64  # nothing is trained, so the batch size is not checked
+    assert cfg.options.batch_size == 64  # nothing is trained, so the batch size is not checked
     assert cfg.encoder == "ImageNet (Keras VGG16), then trained (checkpoint best.keras)"
 
 
@@ -370,5 +372,5 @@ def test_notebook_stops_at_once_on_a_bad_parameter(tmp_path):
     assert error.ename == "ParameterError" and "Unknown variant 'fcn64s'" in error.evalue
     executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
     failed = [c for c in code_cells(executed) if c.execution_count == error.exec_count]
-    assert "check_params(" in failed[0].source  # the cell right after the parameters
+    assert "plan_run(" in failed[0].source  # the cell right after the parameters
     assert not (tmp_path / "results").exists()

@@ -109,19 +109,47 @@ def test_every_console_script_answers_help_and_argument_errors_without_tensorflo
         assert (done.stdout if exit_code == 0 else done.stderr).startswith(f"usage: {name}"), name
 
 
-def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
+def test_train_cli_refuses_an_unknown_option_or_a_bad_value_without_tensorflow():
     from fcnseg.cli import train_options
 
-    for argv, message in ((["--fc-unit", "64"], "Unknown option 'fc_unit'"), (["--recipe", "best"], "invalid choice"),
-                          (["--precision", "float8"], "Unknown precision 'float8'")):  # fmt: skip
+    for argv, message in ((["--fc-unit", "64"], "unrecognized arguments: --fc-unit"),
+                          (["--recipe", "best"], "invalid choice"), (["--precision", "float8"], "invalid choice"),
+                          (["--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+                          (["--batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
+                          (["--dropout", "1"], "dropout must be a number in [0, 1)")):  # fmt: skip
         done = subprocess.run([sys.executable, "-c", RUN_SCRIPT, SCRIPTS["fcnseg-train"], *argv],
                               capture_output=True, text=True, timeout=180)  # fmt: skip
         assert done.stdout.split()[-3:-1] == ["2", "False"] and message in done.stderr, (argv, done.stderr)
-    args, options = train_options(["--recipe", "camvid", "--epochs", "40", "--image-size", "360", "480", "--lr",
-                                   "2e-5", "--backbone-weights", "none", "--jit", "--eval-flip"])  # fmt: skip
-    assert options["epochs"] == 40 and options["image_size"] == (360, 480) and options["learning_rate"] == 2e-5
-    assert options["backbone_weights"] is None and options["jit_compile"] is True and args.flip is True
-    assert options["skip_scales"] == (1.0, 1.0) and options["color_jitter"] == 0.3  # the rest is the recipe's
+    args, options = train_options(["--recipe", "camvid", "--epochs", "40", "--image-size", "360", "480",
+                                   "--learning-rate", "2e-5", "--backbone-weights", "none", "--jit-compile", "--flip",
+                                   "--eval-batch-size", "2"])  # fmt: skip
+    assert options.epochs == 40 and options.image_size == (360, 480) and options.learning_rate == 2e-5
+    assert options.backbone_weights is None and options.jit_compile is True and options.flip is True
+    assert options.step("evaluate")["batch_size"] == 2 and options.step("make_dataset")["batch_size"] == 8
+    assert options.skip_scales == (1.0, 1.0) and options.color_jitter == 0.3  # the rest is the recipe's
+
+
+def test_train_cli_help_lists_every_option_with_its_default(capsys):
+    from fcnseg.cli import train_options
+    from fcnseg.options import flag_name, names
+
+    with pytest.raises(SystemExit):
+        train_options(["--help"])
+    shown = capsys.readouterr().out
+    for name in names():
+        assert flag_name(name) in shown, name
+    assert shown.count("(default: ") >= len(names())
+
+
+def test_a_command_line_error_is_one_line_without_a_traceback(tmp_path, capsys):
+    from fcnseg.cli import main_train
+
+    argv = ["--dataset", "camvid", "--root", str(tmp_path / "none"), "--out", str(tmp_path / "run")]
+    assert main_train(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: camvid not found") and err.count("\n") == 1 and "Set CAMVID_ROOT" in err
+    with pytest.raises(FileNotFoundError):  # --debug: the exception, with its traceback
+        main_train([*argv, "--debug"])
 
 
 def test_console_scripts_are_found_off_path(script, monkeypatch):
@@ -226,8 +254,8 @@ def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files
         mask = read_png(out / "masks" / f"{photo.stem}.png")
         np.testing.assert_array_equal(mask, fcnseg.predict_mask(model, photo, input_size=(90, 120)))
         assert_outputs(out, photo, mask, alpha=0.5)
-    with pytest.raises(ValueError, match="dataset 'voc2007' has 21"):  # --dataset reaches segment_files
-        predict_main([*argv, "--dataset", "voc2007"])
+    assert predict_main([*argv, "--dataset", "voc2007"]) == 1  # --dataset reaches segment_files
+    assert "dataset 'voc2007' has 21" in capsys.readouterr().err
 
 
 def test_segment_files_overwrite_globs_and_missing_inputs(small_model_file, photos, tmp_path):

@@ -16,9 +16,8 @@ from PIL import Image
 
 from fcnseg.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
 from fcnseg.losses import median_frequency_weights
-from fcnseg.pipeline import (
-    IMAGENET_MEAN_RGB, augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair,
-)
+from fcnseg.fcn import IMAGENET_MEAN_RGB
+from fcnseg.pipeline import augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"

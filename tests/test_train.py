@@ -374,7 +374,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
 
     monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.training's train when it runs
     common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
-              "--epochs", "1", "--backbone-weights", str(vgg_weights), "--eval-input-size", "90", "120"]  # fmt: skip
+              "--epochs", "1", "--backbone-weights", str(vgg_weights), "--input-size", "90", "120"]  # fmt: skip
     stage1 = run([*common, "--fc-units", "64", "--class-weights", "median", "--strategy", "mirrored",
                   "--color-jitter", "0.3", "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
     (strategy, used, train_ds), = calls
@@ -403,7 +403,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     # that the test-time options below change pixels and dropping one of them is caught.
     reference.spread_classes(first).save(tmp_path / "stage1" / "spread.keras")
     stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "spread.keras"), "--class-weights", "sqrt_median",
-                  "--precision", "float32", "--eval-flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
+                  "--precision", "float32", "--flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
     assert stage2["parameters"]["class_weights"] == "sqrt_median"
     assert_pixels_weigh(calls[-1][2], np.sqrt(median))
     best = tmp_path / "stage2" / "best.keras"
@@ -411,7 +411,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 1024-wide one
     assert stage2["parameters"]["flip"] is True and stage2["num_images"] == 2
 
-    # The scores are those of the model at --eval-input-size with flip averaging, computed here.
+    # The scores are those of the model at --input-size with flip averaging, computed here.
     samples = read_split(root, "test", "camvid")
     images = np.stack([load_image(s.image_path) for s in samples])
     masks = [load_mask(s.mask_path, "camvid") for s in samples]

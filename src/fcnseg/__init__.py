@@ -20,8 +20,9 @@ lines in a notebook.
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.precision`, `fcnseg.training`, `fcnseg.evaluation`,
 `fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
-`fcnseg.plots`, `fcnseg.download`, `fcnseg.recipes`, `fcnseg.config` (the
-notebook's parameters), `fcnseg.report`, `fcnseg.cli` (the command lines).
+`fcnseg.plots`, `fcnseg.download`, `fcnseg.options` (every option of a run),
+`fcnseg.recipes`, `fcnseg.runner` (one run from options to scores, for the
+notebook and ``fcnseg-train``), `fcnseg.report`, `fcnseg.cli` (the command lines).
 """
 
 import importlib
@@ -34,13 +35,15 @@ _HOMES = {
     "evaluation": ("evaluate",),
     "export": ("export_model",),
     "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),
-    "metrics": ("SegmentationMeanIoU", "confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
-                "pixel_accuracy"),
+    "metrics": ("confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
+                "mean_iou_metric", "pixel_accuracy"),
+    "options": ("Options",),
     "pipeline": ("make_dataset",),
     "precision": ("set_precision",),
     "predict": ("predict_logits", "predict_mask", "predict_masks"),
     "quiet": ("quiet_tensorflow",),
     "recipes": ("RECIPES", "recipe"),
+    "runner": ("RunPlan", "plan_run", "run"),
     "segment": ("segment_files",),
     "training": ("train",),
     "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),

@@ -21,6 +21,13 @@ from pathlib import Path
 import numpy as np
 
 # Choices shared by functions and command lines (which must not import TensorFlow to check them).
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
+DECODERS = ("bilinear", "notebook")
+LOSSES = ("sparse_ce", "bce")
+SCHEDULES = ("plateau", "poly", "constant")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.distribute.make_strategy
+CLASS_WEIGHTINGS = ("median", "sqrt_median")  # computed from the training split's pixels
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
 
@@ -68,6 +75,32 @@ def size_hw(name: str, value) -> tuple[int, int]:
             + ". Any size works: the model pads to a multiple of 32 and crops back."
         )
     return int(value[0]), int(value[1])
+
+
+def check_architecture(variant: str, decoder: str = "bilinear") -> None:
+    """`ValueError` unless `variant` and `decoder` name an FCN that `fcnseg.fcn.build_fcn` builds.
+
+    >>> check_architecture("fcn8s", "notebook")
+    Traceback (most recent call last):
+    ...
+    ValueError: decoder='notebook' is the reference notebook's FCN-32s decoder; fcn8s has skip connections and needs decoder='bilinear' (the paper's).
+    """
+    one_of("variant", variant, VARIANTS)
+    one_of("decoder", decoder, DECODERS)
+    if decoder == "notebook" and variant != "fcn32s":
+        raise ValueError(f"decoder='notebook' is the reference notebook's FCN-32s decoder; {variant} "
+                         "has skip connections and needs decoder='bilinear' (the paper's).")  # fmt: skip
+
+
+def check_scales(scales) -> tuple[float, ...]:
+    """Scale factors as a tuple of floats; `ValueError` unless one or more, all finite and positive."""
+    try:
+        scales = (float(scales),) if isinstance(scales, numbers.Real) else tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        scales = ()
+    if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
+        raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
+    return scales
 
 
 def imagenet_or_file(value, env_var: str, what: str, hint: str = "") -> str:

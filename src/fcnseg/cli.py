@@ -17,44 +17,51 @@ TensorFlow is imported (without its start-up noise) only to do the work.
 from __future__ import annotations
 
 import argparse
-import ast
+import functools
 import json
 import sys
-import time
 
-from pathlib import Path
-
-from fcnseg import recipes
-from fcnseg.checks import EXPORT_FORMATS, QUANTIZATIONS, one_of
+from fcnseg import options, recipes
+from fcnseg.checks import EXPORT_FORMATS, QUANTIZATIONS, STRATEGIES
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
-ROOT_HELP = "dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)"
-# Former names of ``fcnseg-train`` options.
-ALIASES = {"lr": "learning_rate", "jit": "jit_compile"}
+ROOT_HELP = "dataset folder (default: VOC_ROOT / VOC2012_ROOT / CAMVID_ROOT, else data/)"
+# A user's error: a missing or bad file or folder, a value that cannot work, a failed download,
+# training that diverged, a package to install. Anything else is a bug and shows its traceback.
+USER_ERRORS = (OSError, ValueError, ArithmeticError, ImportError)
 
 
-def add_test_time_flags(p: argparse.ArgumentParser, *, old_names: bool = False) -> None:
-    """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the
-    model (``old_names``: ``fcnseg-train`` also takes them as ``--eval-...``)."""
-    def names(name):
-        return [name, "--eval-" + name[2:]] if old_names else [name]
+def reporting_errors(main):
+    """A command's ``main``: a user's error ends it with one line, ``error: <what to do>``, and
+    exit status 1; with ``--debug`` it raises instead (the traceback shows)."""
 
-    keep = argparse.SUPPRESS  # not given: the function's own default
-    p.add_argument(*names("--input-size"), type=int, nargs=2, default=keep, metavar=("H", "W"),
-                   help="predict at this size, logits resized back (default: each image's own size)")
-    p.add_argument(*names("--scales"), type=float, nargs="+", default=keep, metavar="S",
-                   help="test-time multi-scale averaging at these input scales, e.g. 1 1.25 (default: 1)")
-    p.add_argument(*names("--flip"), action="store_true", default=keep,
-                   help="test-time flip averaging (the mirrored image's logits averaged in)")
+    @functools.wraps(main)
+    def command(argv=None) -> int:
+        try:
+            return main(argv)
+        except USER_ERRORS as e:
+            if "--debug" in (sys.argv[1:] if argv is None else argv):
+                raise
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 1
+
+    return command
+
+
+def add_test_time_flags(p: argparse.ArgumentParser) -> None:
+    """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the model."""
+    options.add_flags(p, options.TEST_TIME)
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
+    p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
+    p.add_argument("--debug", action="store_true", help="on an error, show its traceback")
+    return p
 
 
 def _test_time(args) -> dict:
-    return {k: getattr(args, k) for k in ("input_size", "scales", "flip") if hasattr(args, k)}
+    return options.given(args, options.TEST_TIME)
 
 
 def _printed(scores: dict) -> dict:
@@ -75,110 +82,46 @@ def _start_tensorflow() -> None:
 def _train_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {recipes.describe(name)}" for name in recipes.RECIPES)
     p = _parser("fcnseg-train", "Train an FCN from a named recipe, then score the best checkpoint.",
-                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=(
-                    f"recipes:\n{listing}\n\nAny other option sets one value of the recipe: --NAME VALUE... for "
-                    "any keyword of build_fcn, make_dataset, train or evaluate, or a run setting, e.g. "
-                    "--epochs 40, --image-size 360 480, --fc-units 4096, --backbone-weights none, "
-                    f"--precision float32, --seed 1. Options: {', '.join(recipes.option_names())}."))  # fmt: skip
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog=f"recipes:\n{listing}\n\nEach option given replaces the recipe's value.")  # fmt: skip
     p.add_argument("--recipe", default="reference", choices=tuple(recipes.RECIPES), help="default: %(default)s")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
     p.add_argument("--init-from", default=None, metavar="MODEL.keras",
                    help="start from a trained model (e.g. a best.keras) instead of the VGG16 encoder alone; "
                         "its architecture replaces the recipe's")
-    p.add_argument("--strategy", default="none", choices=("none", "mirrored", "multiworker"),
+    p.add_argument("--strategy", default="none", choices=STRATEGIES,
                    help="tf.distribute: all local GPUs (mirrored) or the workers in TF_CONFIG; the batch is global")
-    p.add_argument("--train-split", default="train")
-    p.add_argument("--val-split", default="val")
-    add_test_time_flags(p, old_names=True)
+    options.add_flags(p.add_argument_group("options (fcnseg.options.Options; a recipe sets some of them)"))
     return p
 
 
-def _value(token: str):
-    """One command-line value: a Python literal (number, tuple, True), ``none`` as None, else the text."""
-    if token.lower() == "none":
-        return None
-    try:
-        return ast.literal_eval(token)
-    except (ValueError, SyntaxError):
-        return token
-
-
 def train_options(argv=None):
-    """``(args, options)``: the fixed options, and the recipe's options with the others applied."""
+    """``(args, options)``: the command line, and the recipe's `Options` with the options given applied;
+    a value that cannot work is refused as argparse refuses a bad flag (exit status 2)."""
     p = _train_parser()
-    args, rest = p.parse_known_args(argv)
-    overrides, name = {}, None
-    for token in rest:
-        if token.startswith("--"):
-            name, _, given = token[2:].partition("=")
-            name = ALIASES.get(name.replace("-", "_"), name.replace("-", "_"))
-            overrides[name] = [_value(given)] if given else []
-        elif name is None:
-            p.error(f"unrecognized argument: {token}")
-        else:
-            overrides[name].append(_value(token))
-    overrides = {k: True if not v else v[0] if len(v) == 1 else tuple(v) for k, v in overrides.items()}
+    args = p.parse_args(argv)
     try:
-        options = recipes.recipe(args.recipe, **overrides)
-        one_of("precision", recipes.value(options, "precision"), recipes.PRECISIONS)
-        one_of("dataset", recipes.value(options, "dataset"), tuple(DATASETS))
+        return args, recipes.recipe(args.recipe, **options.given(args))
     except ValueError as e:
         p.error(str(e))
-    return args, options
 
 
 def run_train(argv=None) -> dict:
-    """Train from command-line arguments, then score the best checkpoint; writes ``<out>/metrics.json``
-    and returns it. In a multi-worker run only the chief scores and writes; the other workers return ``{}``."""
-    args, options = train_options(argv)
+    """Train from command-line arguments, then score the best checkpoint (`fcnseg.runner.run`);
+    writes ``<out>/metrics.json`` and returns it. In a multi-worker run only the chief scores
+    and writes; the other workers return ``{}``."""
+    args, chosen = train_options(argv)
     _start_tensorflow()
-    from fcnseg.distribute import is_chief, make_strategy
+    from fcnseg.runner import run
 
-    strategy = make_strategy(args.strategy)  # first: TensorFlow must not have run anything yet
-    import keras
-
-    from fcnseg.datasets import get_spec
-    from fcnseg.evaluation import evaluate
-    from fcnseg.fcn import build_fcn, load_fcn, resolve_backbone_weights
-    from fcnseg.pipeline import make_dataset
-    from fcnseg.report import encoder_label, write_metrics
-    from fcnseg.precision import set_precision
-    from fcnseg.training import train
-
-    options["backbone_weights"] = resolve_backbone_weights(recipes.value(options, "backbone_weights"))
-    seed = recipes.value(options, "seed")
-    keras.utils.set_random_seed(seed)
-    precision = set_precision(recipes.value(options, "precision"))
-    spec = get_spec(recipes.value(options, "dataset"))
-    out = Path(args.out or recipes.run_dir(options))
-    data = {"cache": True, **recipes.options_for(options, "make_dataset")}
-    class_weights, _ = data.pop("class_weights", None), data.pop("seed", None)
-    train_ds = make_dataset(args.root, args.train_split, augment=True, seed=seed, class_weights=class_weights, **data)
-    val_ds = make_dataset(args.root, args.val_split, **data)
-
-    def build():
-        if args.init_from:
-            return load_fcn(args.init_from, precision=precision)
-        return build_fcn(num_classes=spec.num_classes, **recipes.options_for(options, "build_fcn"))
-
-    started = time.time()
-    train(build, train_ds, val_ds, checkpoint_dir=out, strategy=strategy, verbose=2,
-          **recipes.options_for(options, "train"))  # fmt: skip
-    train_seconds = round(time.time() - started, 1)
-    if not is_chief(strategy):
-        return {}
-    split = recipes.value(options, "eval_split") or spec.eval_split
-    scores = evaluate(load_fcn(out / "best.keras"), args.root, split, dataset=spec,
-                      **{**recipes.options_for(options, "evaluate"), **_test_time(args)})  # fmt: skip
-    parameters = {"recipe": args.recipe, **options, "precision": precision, "root": args.root, "out": out,
-                  "init_from": args.init_from, "strategy": args.strategy, **_test_time(args)}  # fmt: skip
-    metrics = write_metrics(out / "metrics.json", scores, parameters=parameters, train_seconds=train_seconds,
-                            encoder=encoder_label(options["backbone_weights"], args.init_from),
-                            run_dir=out)  # fmt: skip
-    return _printed(metrics)
+    out = args.out or recipes.run_dir(chosen)
+    metrics = run(recipe=args.recipe, overrides=options.given(args), data_root=args.root, download=False,
+                  results_dir=out, run_dir=out, init_from=args.init_from, strategy=args.strategy)  # fmt: skip
+    return _printed(metrics) if metrics else metrics
 
 
+@reporting_errors
 def main_train(argv=None) -> int:
     """``fcnseg-train --recipe NAME [--OPTION VALUE...] --out RUN``."""
     run_train(argv)
@@ -211,6 +154,7 @@ def run_evaluate(argv=None) -> dict:
     return _printed(scores)
 
 
+@reporting_errors
 def main_evaluate(argv=None) -> int:
     """``fcnseg-evaluate MODEL.keras [--dataset D] [--split S] [--scales ...] [--flip]``."""
     run_evaluate(argv)
@@ -220,6 +164,7 @@ def main_evaluate(argv=None) -> int:
 # --------------------------------------------------------------------------- fcnseg-predict
 
 
+@reporting_errors
 def main_predict(argv=None) -> int:
     """``fcnseg-predict MODEL.keras IMAGE_OR_FOLDER... --out DIR``; exit 1 if any image failed."""
     p = _parser("fcnseg-predict", "Segment image files with a trained model: per image, a class-index mask, "
@@ -250,6 +195,7 @@ def main_predict(argv=None) -> int:
 # --------------------------------------------------------------------------- fcnseg-export
 
 
+@reporting_errors
 def main_export(argv=None) -> int:
     """``fcnseg-export MODEL.keras --format onnx --out fcn8s.onnx``."""
     p = _parser("fcnseg-export", "Export a trained FCN for serving without this project: SavedModel, ONNX or LiteRT.")
@@ -266,12 +212,8 @@ def main_export(argv=None) -> int:
     from fcnseg.export import export_model
     from fcnseg.fcn import load_fcn
 
-    try:
-        path = export_model(load_fcn(args.model), args.out, format=args.format, input_size=args.input_size,
-                            quantize=args.quantize, overwrite=args.overwrite)  # fmt: skip
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    path = export_model(load_fcn(args.model), args.out, format=args.format, input_size=args.input_size,
+                        quantize=args.quantize, overwrite=args.overwrite)  # fmt: skip
     size = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     print(f"Wrote {path} ({args.format}, {size / 2**20:.1f} MiB)")
     return 0
@@ -280,6 +222,7 @@ def main_export(argv=None) -> int:
 # --------------------------------------------------------------------------- fcnseg-download
 
 
+@reporting_errors
 def main_download(argv=None) -> int:
     """``fcnseg-download --root data [--splits ...] [--base-url URL]``, or ``--dataset voc2012 [--sbd]``;
     exit 1 on failure."""
@@ -299,16 +242,12 @@ def main_download(argv=None) -> int:
     if args.sbd and args.dataset != "voc2012":
         p.error("--sbd goes with --dataset voc2012 (SBD extends VOC 2012's training set)")
     splits = {"splits": args.splits} if hasattr(args, "splits") else {}
-    try:
-        if args.dataset == "voc2012":
-            from fcnseg.voc2012 import download_voc2012
+    if args.dataset == "voc2012":
+        from fcnseg.voc2012 import download_voc2012
 
-            voc = download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
-        else:
-            voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        voc = download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
+    else:
+        voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
     print(voc)
     return 0
 

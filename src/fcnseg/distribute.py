@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-from fcnseg.checks import one_of
+from fcnseg.checks import STRATEGIES, one_of
 
 
 def is_chief(strategy) -> bool:
@@ -43,14 +43,10 @@ def make_strategy(name: str = "none"):
     Call it at program start: a multi-worker strategy must exist before
     TensorFlow runs its first operation (e.g. before building a dataset).
     """
-    strategies = {
-        "none": lambda: None,
-        "mirrored": tf.distribute.MirroredStrategy,
-        "multiworker": MultiWorkerMirroredStrategy,
-    }
-    if one_of("strategy", name, tuple(strategies)) == "multiworker":
+    if one_of("strategy", name, STRATEGIES) == "multiworker":
         check_tf_config(os.environ.get("TF_CONFIG"))
-    return strategies[name]()
+        return MultiWorkerMirroredStrategy()
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else None
 
 
 TF_CONFIG_EXAMPLE = json.dumps(

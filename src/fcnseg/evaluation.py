@@ -16,6 +16,7 @@ import numpy as np
 
 from fcnseg.datasets import default_root, get_spec, load_sample, read_split
 from fcnseg.metrics import confusion_matrix, summarize
+from fcnseg.options import Options
 from fcnseg.predict import predict_masks
 
 
@@ -25,11 +26,11 @@ def evaluate(
     split: str | None = None,
     *,
     dataset="voc2007",
-    input_size=None,
-    scales=(1.0,),
-    flip: bool = False,
-    batch_size: int = 4,
-    max_images: int | None = None,
+    input_size=Options.input_size,
+    scales=Options.scales,
+    flip: bool = Options.flip,
+    batch_size: int = Options.eval_batch_size,
+    max_images: int | None = Options.max_images,
 ) -> dict:
     """Predict every image of a split and score it against its untouched mask.
 

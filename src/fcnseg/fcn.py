@@ -25,16 +25,16 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from fcnseg.checks import imagenet_or_file, one_of
+from fcnseg.checks import check_architecture, imagenet_or_file, one_of
 from fcnseg.files import atomic_path
+from fcnseg.options import Options
 from fcnseg.precision import resolve_precision
 from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
-VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
-DECODERS = ("bilinear", "notebook")
-# VGG16's caffe preprocessing: BGR order, ImageNet mean subtracted, no scaling.
-VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+# The ImageNet mean in RGB. VGG16's caffe preprocessing subtracts it (in BGR order, no scaling),
+# so the pipeline pads images with it: padded pixels reach the encoder as zeros.
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 # The layers whose outputs have one channel per class, and the sums of their outputs.
 # They compute in float32 under every dtype policy: oneDNN's AMX bfloat16 kernels
 # (Intel Sapphire Rapids and later) corrupt the heap when training a convolution
@@ -55,7 +55,7 @@ class VGGPreprocess(layers.Layer):
 
     def call(self, images):
         images = ops.cast(images, "float32")
-        return ops.flip(images, axis=-1) - ops.convert_to_tensor(VGG_MEAN_BGR, "float32")
+        return ops.flip(images - ops.convert_to_tensor(IMAGENET_MEAN_RGB, "float32"), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="fcn")
@@ -186,36 +186,21 @@ def _score_skip(features, num_classes: int, scale: float, name: str):
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", dtype="float32", name=name)(features)
 
 
-def check_architecture(variant: str, decoder: str = "bilinear") -> None:
-    """`ValueError` unless `variant` and `decoder` name an FCN that `build_fcn` builds.
-
-    >>> check_architecture("fcn8s", "notebook")
-    Traceback (most recent call last):
-    ...
-    ValueError: decoder='notebook' is the reference notebook's FCN-32s decoder; fcn8s has skip connections and needs decoder='bilinear' (the paper's).
-    """
-    one_of("variant", variant, VARIANTS)
-    one_of("decoder", decoder, DECODERS)
-    if decoder == "notebook" and variant != "fcn32s":
-        raise ValueError(f"decoder='notebook' is the reference notebook's FCN-32s decoder; {variant} "
-                         "has skip connections and needs decoder='bilinear' (the paper's).")  # fmt: skip
-
-
 def build_fcn(
-    variant: str = "fcn32s",
+    variant: str = Options.variant,
     *,
     num_classes: int = 21,
     input_shape=(None, None, 3),
-    backbone_weights="imagenet",
-    decoder: str = "bilinear",
-    fc_units: int = 4096,
-    fc_kernel_size: int = 1,
-    dropout: float = 0.5,
-    learn_upsampling: bool = False,
-    skip_scales: tuple[float, float] = (0.01, 0.0001),
-    frozen_blocks: int = 0,
+    backbone_weights=Options.backbone_weights,
+    decoder: str = Options.decoder,
+    fc_units: int = Options.fc_units,
+    fc_kernel_size: int = Options.fc_kernel_size,
+    dropout: float = Options.dropout,
+    learn_upsampling: bool = Options.learn_upsampling,
+    skip_scales: tuple[float, float] = Options.skip_scales,
+    frozen_blocks: int = Options.frozen_blocks,
     name: str | None = None,
-    fc_weights=None,
+    fc_weights=Options.fc_weights,
 ) -> keras.Model:
     """Build FCN-32s, FCN-16s or FCN-8s on a VGG16 encoder.
 

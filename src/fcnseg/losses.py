@@ -16,21 +16,19 @@ import keras
 import numpy as np
 from keras import ops
 
-from fcnseg.checks import one_of
+from fcnseg.checks import LOSSES, one_of
 from fcnseg.datasets import VOID
-
-LOSSES = ("sparse_ce", "bce")
-ALIASES = {"bce_onehot": "bce"}  # the name the loss had when it took one-hot targets
+from fcnseg.options import Options
 
 
-def make_loss(loss: str = "sparse_ce") -> keras.losses.Loss:
-    """``"sparse_ce"``: softmax cross-entropy; ``"bce"`` (or ``"bce_onehot"``): the
-    reference's BCE; both on sparse labels with void ignored.
+def make_loss(loss: str = Options.loss) -> keras.losses.Loss:
+    """``"sparse_ce"``: softmax cross-entropy; ``"bce"``: the reference's BCE; both on
+    sparse labels with void ignored.
 
     >>> make_loss("bce").name
     'bce'
     """
-    if one_of("loss", ALIASES.get(loss, loss), LOSSES) == "sparse_ce":
+    if one_of("loss", loss, LOSSES) == "sparse_ce":
         return keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=VOID, reduction="mean_with_sample_weight", name="sparse_ce"
         )

@@ -91,14 +91,13 @@ def summarize(cm: np.ndarray, classes) -> dict:
     }
 
 
-def SegmentationMeanIoU(num_classes: int, name: str = "mean_iou", **kwargs) -> keras.metrics.MeanIoU:  # noqa: N802
+def mean_iou_metric(num_classes: int, name: str = "mean_iou", **kwargs) -> keras.metrics.MeanIoU:
     """Mean IoU for training: Keras' `MeanIoU` set for logits and sparse labels with void 255.
 
-    A factory kept under the name of the class it replaces. It agrees with
-    `mean_iou` on the same data: void is ignored, and classes absent from both
-    truth and prediction are left out of the mean.
+    It agrees with `mean_iou` on the same data: void is ignored, and classes
+    absent from both truth and prediction are left out of the mean.
 
-    >>> model.compile(..., metrics=[SegmentationMeanIoU(num_classes=21)])  # doctest: +SKIP
+    >>> model.compile(..., metrics=[mean_iou_metric(num_classes=21)])  # doctest: +SKIP
     """
     return keras.metrics.MeanIoU(num_classes, name=name, ignore_class=VOID, sparse_y_true=True, sparse_y_pred=False,
                                  **kwargs)  # fmt: skip

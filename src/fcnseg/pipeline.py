@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fcnseg.checks import one_of, positive_int, size_hw
+from fcnseg.checks import CLASS_WEIGHTINGS, one_of, positive_int, size_hw
 from fcnseg.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
+from fcnseg.fcn import IMAGENET_MEAN_RGB
 from fcnseg.losses import median_frequency_weights
+from fcnseg.options import Options
 
 AUTOTUNE = tf.data.AUTOTUNE
-# ImageNet mean in RGB: pixels padded with it become zero after VGG preprocessing.
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 
 
 def make_dataset(
@@ -32,18 +32,18 @@ def make_dataset(
     split: str = "train",
     *,
     dataset="voc2007",
-    image_size: tuple[int, int] | None = (256, 256),
-    batch_size: int = 8,
+    image_size: tuple[int, int] | None = Options.image_size,
+    batch_size: int = Options.batch_size,
     augment: bool = False,
     one_hot: bool = False,
     shuffle: bool | None = None,
     seed: int | None = None,
     cache: bool = False,
-    scale_range: tuple[float, float] = (0.5, 2.0),
-    color_jitter: float = 0.0,
+    scale_range: tuple[float, float] = Options.scale_range,
+    color_jitter: float = Options.color_jitter,
     drop_remainder: bool | None = None,
     validate: bool = True,
-    class_weights=None,
+    class_weights=Options.class_weights,
 ) -> tf.data.Dataset:
     """A `tf.data.Dataset` of ``(images, masks)`` batches for one split
     (``(images, masks, weights)`` with `class_weights`).
@@ -153,7 +153,7 @@ def weigh_pixels(ds: tf.data.Dataset, class_weights) -> tf.data.Dataset:
 
 
 def _median_weights(kind: str, counts) -> list[float]:
-    power = {"median": 1.0, "sqrt_median": 0.5}[one_of("class_weights", kind, ("median", "sqrt_median"))]
+    power = {"median": 1.0, "sqrt_median": 0.5}[one_of("class_weights", kind, CLASS_WEIGHTINGS)]
     return median_frequency_weights(counts, power=power).tolist()
 
 
@@ -197,7 +197,7 @@ def resize_pair(image, mask, size):
     return image, mask
 
 
-def augment_pair(image, mask, seed, *, image_size, scale_range=(0.5, 2.0), color_jitter=0.0):
+def augment_pair(image, mask, seed, *, image_size, scale_range=Options.scale_range, color_jitter=Options.color_jitter):
     """Random scale, crop and horizontal flip, identical for image and mask.
 
     The image is resized to ``image_size`` times a random factor from

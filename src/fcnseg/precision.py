@@ -16,8 +16,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf  # the GPU query only
 
-from fcnseg.checks import one_of
-from fcnseg.recipes import PRECISIONS
+from fcnseg.checks import PRECISIONS, one_of
 
 
 def auto_precision() -> str:

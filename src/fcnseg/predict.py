@@ -12,15 +12,13 @@ class ids for an (H, W) image, whatever its size or channels.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 from keras import ops
 
-from fcnseg.checks import size_hw
+from fcnseg.checks import check_scales, size_hw
 from fcnseg.datasets import load_image, to_rgb_uint8
 
 MAX_PIXELS = 2048 * 2048
@@ -39,14 +37,6 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
     if channels == 1:
         return np.round(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
     return rgb
-
-
-def check_scales(scales) -> tuple[float, ...]:
-    """Scale factors as a tuple of floats; `ValueError` unless one or more, all finite and positive."""
-    scales = (float(scales),) if isinstance(scales, numbers.Real) else tuple(float(s) for s in scales)
-    if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
-        raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
-    return scales
 
 
 def predict_logits(

@@ -29,9 +29,10 @@ import keras
 import numpy as np
 from PIL import Image
 
+from fcnseg.checks import check_scales
 from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, folder_dataset, get_spec
 from fcnseg.files import atomic_path
-from fcnseg.predict import check_scales, predict_mask, prepare_image
+from fcnseg.predict import predict_mask, prepare_image
 from fcnseg.viz import colorize, overlay
 
 OUTPUTS = ("masks", "colored", "overlays")

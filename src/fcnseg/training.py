@@ -28,18 +28,18 @@ from pathlib import Path
 import keras
 import tensorflow as tf  # tf.distribute only
 
-from fcnseg.checks import one_of, positive_int, positive_number
+from fcnseg.checks import SCHEDULES, one_of, positive_int, positive_number
 from fcnseg.distribute import is_chief
 from fcnseg.files import write_json
 from fcnseg.losses import make_loss
-from fcnseg.metrics import SegmentationMeanIoU
-from fcnseg.pipeline import weigh_pixels
+from fcnseg.metrics import mean_iou_metric
+from fcnseg.options import Options
 
-SCHEDULES = ("plateau", "poly", "constant")
 MONITOR = "val_mean_iou"
 
 
-def make_optimizer(learning_rate: float = 1e-4, *, schedule: str = "plateau", decay_steps: int | None = None):
+def make_optimizer(learning_rate: float = Options.learning_rate, *, schedule: str = Options.schedule,
+                   decay_steps: int | None = None):
     """Adam with a constant rate (``"plateau"``: lowered by `ReduceLROnPlateau`,
     ``"constant"``) or the polynomial decay of DeepLab (``"poly"``, power 0.9)."""
     learning_rate = positive_number("learning_rate", learning_rate)
@@ -118,16 +118,15 @@ def train(
     train_ds,
     val_ds=None,
     *,
-    epochs: int = 10,
-    loss: str = "sparse_ce",
-    class_weights=None,
-    learning_rate: float = 1e-4,
-    schedule: str = "plateau",
+    epochs: int = Options.epochs,
+    loss: str = Options.loss,
+    learning_rate: float = Options.learning_rate,
+    schedule: str = Options.schedule,
     optimizer=None,
     checkpoint_dir="runs/fcn",
     strategy=None,
-    jit_compile: bool = False,
-    tensorboard: bool = False,
+    jit_compile: bool = Options.jit_compile,
+    tensorboard: bool = Options.tensorboard,
     callbacks=(),
     verbose="auto",
 ) -> keras.callbacks.History:
@@ -138,11 +137,10 @@ def train(
             `strategy`, pass the function: the model and optimizer must be
             created under ``strategy.scope()``, which this function does.
         train_ds, val_ds: datasets of (images, masks) or (images, masks, weights)
-            from `make_dataset` (global batches under a strategy). Without
-            `val_ds` the training mean IoU picks the best checkpoint.
+            from `make_dataset` (global batches under a strategy; class weights
+            are ``make_dataset(..., class_weights=...)``'s per-pixel weights).
+            Without `val_ds` the training mean IoU picks the best checkpoint.
         loss: ``"sparse_ce"`` or ``"bce"`` (the reference's), void ignored.
-        class_weights: one weight per class, applied to `train_ds` as per-pixel
-            weights (as ``make_dataset(..., class_weights=...)`` does).
         learning_rate, schedule: Adam's rate and ``"plateau"`` (the reference's
             ReduceLROnPlateau on validation mean IoU), ``"poly"`` or ``"constant"``.
         optimizer: a function returning a Keras optimizer, to replace Adam.
@@ -158,8 +156,6 @@ def train(
     Raises:
         FloatingPointError: the loss became NaN; the best checkpoint is intact.
     """
-    if class_weights is not None:
-        train_ds = weigh_pixels(train_ds, class_weights)
     epochs = positive_int("epochs", epochs)
     if tensorboard and importlib.util.find_spec("tensorboard") is None:  # else fit fails after a whole epoch
         raise ModuleNotFoundError("tensorboard=True needs the tensorboard package: pip install tensorboard")
@@ -182,7 +178,7 @@ def train(
         model.compile(
             optimizer=opt,
             loss=make_loss(loss),
-            metrics=[SegmentationMeanIoU(model.output_shape[-1])],
+            metrics=[mean_iou_metric(model.output_shape[-1])],
             jit_compile=jit_compile,
         )
         model.optimizer.build(model.trainable_variables)  # now, or fit traces its train step twice

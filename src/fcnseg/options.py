@@ -1,0 +1,289 @@
+"""Every option of a training run, declared once with its type, default and help.
+
+`Options` is one frozen dataclass: each field is a value that a recipe
+(`fcnseg.recipes`), a notebook override or an ``fcnseg-train --flag`` may set,
+and says which step takes it: `build_fcn`, `make_dataset`, `train`,
+`evaluate`, or the run itself. The package's functions take their defaults
+from it, ``fcnseg-train``'s flags are made from it (`add_flags`), and making
+one checks every value, without TensorFlow (`ValueError` naming the bad one).
+
+>>> Options(epochs=40).epochs
+40
+>>> Options().step("evaluate")
+{'input_size': None, 'scales': (1.0,), 'flip': False, 'batch_size': 4, 'max_images': None}
+>>> Options(fc_units=0)
+Traceback (most recent call last):
+...
+ValueError: fc_units must be an integer >= 1, got 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import numbers
+import os
+
+from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, LOSSES, PRECISIONS, SCHEDULES, VARIANTS, check_architecture,
+                           check_scales, flag, one_of, positive_int, positive_number, size_hw)  # fmt: skip
+from fcnseg.datasets import DATASETS, DatasetSpec
+
+STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run")
+TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.predict`)
+
+
+class ParameterError(ValueError):
+    """A run's option or parameter that cannot work, with what to use instead."""
+
+
+# --------------------------------------------------------------------------- checks of single values
+
+
+def _choice(allowed):
+    return lambda name, value: one_of(name, value, allowed)
+
+
+def _dataset(name, value):
+    return value if isinstance(value, DatasetSpec) else one_of(name, value, tuple(DATASETS))
+
+
+def _weights_file(what):
+    def check(name, value):
+        if isinstance(value, str) and value.lower() == "none":
+            return None
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"{name} must be {what}, got {value!r}.")
+        return value
+
+    return check
+
+
+def _fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def _numbers(count, *, positive=False):
+    def check(name, value):
+        kind = "positive numbers" if positive else "numbers"
+        try:
+            values = tuple(float(v) for v in value if not isinstance(v, (bool, str)))
+        except TypeError:
+            values = ()
+        ok = len(values) == count == len(value) and all(math.isfinite(v) and (v > 0 or not positive) for v in values)
+        if not ok:
+            raise ValueError(f"{name} must be {count} {kind}, got {value!r}.")
+        return values
+
+    return check
+
+
+def _scale_range(name, value):
+    low, high = _numbers(2, positive=True)(name, value)
+    if low > high:
+        raise ValueError(f"{name} must be (low, high) with low <= high, got {value!r}.")
+    return low, high
+
+
+def _class_weights(name, value):
+    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]  # the command line gives one word as a list
+    if value is None or isinstance(value, str):
+        return value if value is None else one_of(name, value, CLASS_WEIGHTINGS)
+    return _numbers(len(value))(name, value)
+
+
+def _blocks(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= 5:
+        raise ValueError(f"{name} must be 0..5 (VGG16 blocks 1..n kept fixed), got {value!r}.")
+    return int(value)
+
+
+def _integer(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    return int(value)
+
+
+def _split(name, value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a split name such as 'val', got {value!r}.")
+    return value
+
+
+def _optional(check, what):
+    def optional(name, value):
+        if value is None:
+            return None
+        try:
+            return check(name, value)
+        except ValueError as e:
+            raise ValueError(f"{str(e).rstrip('.')} (or None: {what}).") from None
+
+    return optional
+
+
+# --------------------------------------------------------------------------- command-line values
+
+
+def _none_or_text(text: str):
+    return None if text.lower() == "none" else text
+
+
+def _number_or_text(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def option(default, step: str, help: str, *, check, parse=str, nargs=None, choices=None, keyword=None):
+    """A field of `Options`: its default, the step that takes it (one of `STEPS`) under
+    `keyword` (default: the field's name), its help, the check of a value, and how the
+    command line reads one (`parse` of each of `nargs` words; ``bool``: a switch)."""
+    meta = {"step": step, "help": help, "check": check, "parse": parse, "nargs": nargs, "choices": choices,
+            "keyword": keyword}  # fmt: skip
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The options of a training run, each checked when made (see the module's docstring).
+
+    >>> Options(variant="fcn8s", image_size=[360, 480]).image_size
+    (360, 480)
+    """
+
+    # run
+    dataset: str | DatasetSpec = option("voc2007", "run", "dataset", check=_dataset, choices=tuple(DATASETS))
+    train_split: str = option("train", "run", "split trained on", check=_split)
+    val_split: str = option("val", "run", "split that picks the best epoch", check=_split)
+    eval_split: str | None = option(None, "run", "split scored at the end (none: the dataset's own, VOC val, "
+                                    "CamVid test)", check=_optional(_split, "the dataset's own"))  # fmt: skip
+    precision: str = option("auto", "run", "Keras dtype policy (auto: the fastest on this computer)",
+                            check=_choice(PRECISIONS), choices=PRECISIONS)  # fmt: skip
+    seed: int = option(0, "run", "random seed of weights, order and augmentation", check=_integer, parse=int)
+    # build_fcn
+    variant: str = option("fcn32s", "build_fcn", "FCN variant", check=_choice(VARIANTS), choices=VARIANTS)
+    decoder: str = option("bilinear", "build_fcn", "FCN-32s decoder: the paper's bilinear upsampling or the "
+                          "reference notebook's BatchNorm deconvolutions", check=_choice(DECODERS),
+                          choices=DECODERS)  # fmt: skip
+    backbone_weights: str | None = option(
+        "imagenet", "build_fcn", "VGG16 encoder weights: imagenet (or the file FCN_BACKBONE_WEIGHTS names), a "
+        "no-top .h5 file, or none (random)", check=_weights_file("'imagenet', None or a VGG16 no-top .h5 path"),
+        parse=_none_or_text)  # fmt: skip
+    fc_units: int = option(4096, "build_fcn", "channels of fc6 and fc7", check=positive_int, parse=int)
+    fc_kernel_size: int = option(1, "build_fcn", "kernel size of fc6 (the paper: 7)", check=positive_int, parse=int)
+    fc_weights: str | None = option(None, "build_fcn", "fc6/fc7 from VGG16's fc1/fc2: imagenet or a full VGG16 "
+                                    ".h5 (needs fc_kernel_size 7, fc_units 4096); none: random",
+                                    check=_weights_file("None, 'imagenet' or a full VGG16 .h5 path"),
+                                    parse=_none_or_text)  # fmt: skip
+    dropout: float = option(0.5, "build_fcn", "dropout after fc6 and fc7", check=_fraction, parse=float)
+    learn_upsampling: bool = option(False, "build_fcn", "train the final bilinear upsampling", check=flag, parse=bool)
+    skip_scales: tuple[float, float] = option((0.01, 0.0001), "build_fcn", "factors on pool4 and pool3 before their "
+                                              "score layers", check=_numbers(2), parse=float, nargs=2)  # fmt: skip
+    frozen_blocks: int = option(0, "build_fcn", "VGG16 blocks 1..n kept fixed (0..5)", check=_blocks, parse=int)
+    # make_dataset
+    image_size: tuple[int, int] = option((256, 256), "make_dataset", "training crop height and width",
+                                         check=size_hw, parse=int, nargs=2)  # fmt: skip
+    batch_size: int = option(8, "make_dataset", "global batch size of training", check=positive_int, parse=int)
+    scale_range: tuple[float, float] = option((0.5, 2.0), "make_dataset", "random scale of training images, low "
+                                              "and high", check=_scale_range, parse=float, nargs=2)  # fmt: skip
+    color_jitter: float = option(0.0, "make_dataset", "random brightness, contrast and saturation strength",
+                                 check=_fraction, parse=float)  # fmt: skip
+    class_weights: str | tuple[float, ...] | None = option(
+        None, "make_dataset", "per-class pixel weights of training: median, sqrt_median (median-frequency "
+        "balancing, or its square root) or one number per class", check=_optional(_class_weights, "no weights"),
+        parse=_number_or_text, nargs="+")  # fmt: skip
+    # train
+    epochs: int = option(10, "train", "training epochs", check=positive_int, parse=int)
+    loss: str = option("sparse_ce", "train", "loss, void ignored", check=_choice(LOSSES), choices=LOSSES)
+    learning_rate: float = option(1e-4, "train", "Adam's learning rate", check=positive_number, parse=float)
+    schedule: str = option("plateau", "train", "learning-rate schedule", check=_choice(SCHEDULES), choices=SCHEDULES)
+    jit_compile: bool = option(False, "train", "compile the train step with XLA", check=flag, parse=bool)
+    tensorboard: bool = option(False, "train", "TensorBoard logs in the run folder", check=flag, parse=bool)
+    # evaluate (input_size, scales and flip: test-time options of every prediction)
+    input_size: tuple[int, int] | None = option(None, "evaluate", "predict at this height and width, logits "
+                                                "resized back (none: each image's own size)",
+                                                check=_optional(size_hw, "each image's own size"), parse=int,
+                                                nargs=2)  # fmt: skip
+    scales: tuple[float, ...] = option((1.0,), "evaluate", "test-time multi-scale averaging at these input scales",
+                                       check=lambda name, value: check_scales(value), parse=float, nargs="+")  # fmt: skip
+    flip: bool = option(False, "evaluate", "test-time flip averaging", check=flag, parse=bool)
+    eval_batch_size: int = option(4, "evaluate", "images predicted at once when scoring", check=positive_int,
+                                  parse=int, keyword="batch_size")  # fmt: skip
+    max_images: int | None = option(None, "evaluate", "score only the first N images",
+                                    check=_optional(positive_int, "all"), parse=int)  # fmt: skip
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, field.metadata["check"](field.name, getattr(self, field.name)))
+        check_architecture(self.variant, self.decoder)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Options:
+        """`Options` from a dict of option names; `ValueError` naming an unknown one.
+
+        >>> Options.from_dict({"fc_unit": 64})
+        Traceback (most recent call last):
+        ...
+        ValueError: Unknown option 'fc_unit' (e.g. 'fc_units'): use one of the fields of fcnseg.options.Options.
+        """
+        known = names()
+        for name in values:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (e.g. {close[0]!r})" if close else ""
+                raise ValueError(f"Unknown option {name!r}{hint}: use one of the fields of fcnseg.options.Options.")
+        return cls(**values)
+
+    def step(self, step: str) -> dict:
+        """The keyword arguments of the options that `step` (one of `STEPS`) takes."""
+        one_of("step", step, STEPS)
+        fields = (f for f in dataclasses.fields(self) if f.metadata["step"] == step)
+        return {f.metadata["keyword"] or f.name: getattr(self, f.name) for f in fields}
+
+    def as_dict(self) -> dict:
+        """Every option by its name, as it is."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def names() -> list[str]:
+    """The name of every option."""
+    return [f.name for f in dataclasses.fields(Options)]
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of an option: ``image_size`` -> ``--image-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def add_flags(parser: argparse.ArgumentParser, which=None) -> None:
+    """Add a flag for each of the options `which` (default: all) to `parser`, with its type,
+    number of values and choices; its help gives the default. A flag not given is absent
+    from the parsed arguments (``argparse.SUPPRESS``), so a recipe's value stays."""
+    fields = {f.name: f for f in dataclasses.fields(Options)}
+    for name in which or fields:
+        meta = fields[name].metadata
+        kwargs = {"default": argparse.SUPPRESS, "help": f"{meta['help']} (default: {_shown(fields[name].default)})"}
+        if meta["parse"] is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=meta["parse"], nargs=meta["nargs"], choices=meta["choices"],
+                          metavar=None if meta["choices"] else name.split("_")[-1].upper())  # fmt: skip
+        parser.add_argument(flag_name(name), **kwargs)
+
+
+def given(args: argparse.Namespace, which=None) -> dict:
+    """The options `which` (default: all) given on a command line parsed with `add_flags`, lists as tuples."""
+    found = {name: getattr(args, name) for name in which or names() if hasattr(args, name)}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in found.items()}
+
+
+def _shown(default) -> str:
+    if isinstance(default, tuple):
+        return " ".join(map(str, default))
+    return str(default).lower() if default is None or isinstance(default, bool) else str(default)

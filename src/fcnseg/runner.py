@@ -1,0 +1,296 @@
+"""One training run, from a recipe and its overrides to ``metrics.json``: the path
+that ``fcnseg-train`` and the notebook both take.
+
+`plan_run` checks every option and setting at once (`ParameterError` naming the
+bad one), finds the data (`fcnseg.locate.find_data`), and resolves the encoder
+weights, the splits and the encoder's label; the `RunPlan` it returns does each
+step: `RunPlan.datasets`, `~RunPlan.build_model`, `~RunPlan.train`,
+`~RunPlan.evaluate` and `~RunPlan.write_metrics`. The notebook calls them cell
+by cell; `run` calls them in a row.
+
+>>> plan = plan_run(recipe="camvid", overrides={"epochs": 40}, data_root="data/camvid")  # doctest: +SKIP
+>>> metrics = run(recipe="camvid", run_dir="runs/camvid_fcn8s", results_dir="runs/camvid_fcn8s")  # doctest: +SKIP
+>>> plan_run(overrides={"variant": "fcn64s"})
+Traceback (most recent call last):
+...
+fcnseg.options.ParameterError: Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from fcnseg import recipes
+from fcnseg.checks import STRATEGIES, flag, one_of
+from fcnseg.datasets import SAMPLE_ROOT, available_splits, get_spec, read_split
+from fcnseg.fcn import resolve_backbone_weights
+from fcnseg.locate import find_data, smoke_banner
+from fcnseg.options import TEST_TIME, Options, ParameterError
+from fcnseg.report import encoder_label
+
+DEFAULT_RESULTS = "results"
+# What quick mode (a smoke test of every step) changes; overrides still win.
+QUICK = {"image_size": (64, 64), "input_size": (64, 64), "epochs": 1, "fc_units": 64, "max_images": 4}
+QUICK_STEPS = 2  # batches per epoch
+STANDARD_SPLITS = ("train", "val", "test", "trainval")  # the ones a VOC download can bring
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """A run's options and settings once checked and resolved (see `plan_run`), and its steps."""
+
+    recipe: str
+    options: Options  # the recipe with quick mode and the overrides applied; encoder weights resolved
+    data_root: Path
+    quick: bool
+    checkpoint: Path | None  # a trained model to score: nothing is trained
+    init_from: Path | None  # a trained model to train further
+    results_dir: Path  # metrics.json and figures
+    run_dir: Path | None  # where training writes best.keras; None with a checkpoint
+    download: bool
+    eval_split: str
+    steps: int | None  # batches per epoch (quick mode), None for all
+    smoke_test: bool  # quick mode or the one-image sample: numbers mean nothing
+    encoder: str  # the encoder weights in words, for captions and metrics.json
+    strategy: str = "none"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def spec(self):
+        """The `DatasetSpec` (classes, colormap) of the dataset."""
+        return get_spec(self.options.dataset)
+
+    @property
+    def dataset(self) -> str:
+        return self.spec.name
+
+    @property
+    def predict_options(self) -> dict:
+        """Keyword arguments for `predict_mask`: input size and test-time augmentation."""
+        return {name: getattr(self.options, name) for name in TEST_TIME}
+
+    # ------------------------------------------------------------------ the steps
+
+    def datasets(self):
+        """``(train_ds, val_ds)`` from `make_dataset`: the training split augmented and with
+        the class weights, the validation split plain; cut to `steps` batches in quick mode
+        (and then not cached)."""
+        from fcnseg.pipeline import make_dataset
+
+        data = {"dataset": self.spec, "cache": not self.steps, "seed": self.options.seed,
+                **self.options.step("make_dataset")}  # fmt: skip
+        train_ds = make_dataset(self.data_root, self.options.train_split, augment=True, **data)
+        val_ds = make_dataset(self.data_root, self.options.val_split, **{**data, "class_weights": None})
+        if self.steps:
+            train_ds, val_ds = train_ds.take(self.steps), val_ds.take(self.steps)
+        return train_ds, val_ds
+
+    def build_model(self):
+        """Set the seed and the precision policy, then build the model (`build_fcn`), or
+        load the checkpoint or `init_from` model to run at that policy."""
+        import keras
+
+        from fcnseg.fcn import build_fcn, load_fcn
+        from fcnseg.precision import set_precision
+
+        keras.utils.set_random_seed(self.options.seed)
+        precision = set_precision(self.options.precision)
+        if self.checkpoint or self.init_from:
+            return load_fcn(self.checkpoint or self.init_from, precision=precision)
+        return build_fcn(num_classes=self.spec.num_classes, **self.options.step("build_fcn"))
+
+    def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float:
+        """Train `model` (under a `strategy`: a function that builds it, such as
+        `build_model`) into `run_dir` with `fcnseg.training.train`; returns the seconds it took."""
+        from fcnseg.training import train
+
+        started = time.perf_counter()
+        train(model, train_ds, val_ds, checkpoint_dir=self.run_dir, strategy=strategy, verbose=verbose,
+              **self.options.step("train"))  # fmt: skip
+        return round(time.perf_counter() - started, 1)
+
+    def trained_model(self):
+        """The model to score: the checkpoint, else the best epoch of the training (``run_dir/best.keras``)."""
+        from fcnseg.fcn import load_fcn
+
+        return load_fcn(self.checkpoint or self.run_dir / "best.keras")
+
+    def evaluate(self, model) -> dict:
+        """`fcnseg.evaluation.evaluate` of `model` on the evaluation split, with the evaluation options."""
+        from fcnseg.evaluation import evaluate
+
+        return evaluate(model, self.data_root, self.eval_split, dataset=self.spec, **self.options.step("evaluate"))
+
+    def write_metrics(self, scores: dict, **extra) -> dict:
+        """``results_dir/metrics.json`` (`fcnseg.report.write_metrics`) with this run's parameters."""
+        from fcnseg.report import write_metrics
+
+        return write_metrics(self.results_dir / "metrics.json", scores, parameters=self.parameters,
+                             encoder=self.encoder, run_dir=self.run_dir, smoke_test=self.smoke_test,
+                             **extra)  # fmt: skip
+
+    # ------------------------------------------------------------------ in words
+
+    @property
+    def parameters(self) -> dict:
+        """Everything this run used (the precision policy resolved), for ``metrics.json``."""
+        from fcnseg.precision import resolve_precision
+
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("options", "encoder")}
+        return {**self.options.as_dict(), **fields, "precision": resolve_precision(self.options.precision)}
+
+    @property
+    def model_name(self) -> str:
+        name = self.options.variant.replace("fcn", "FCN-")
+        return f"{name} ({self.options.decoder} decoder)" if name == "FCN-32s" else name
+
+    @property
+    def test_time(self) -> str:
+        """The test-time augmentation in words, "" for a single pass."""
+        scales = self.options.scales
+        parts = ["input scales " + ", ".join(map("{:g}".format, scales))] if scales != (1.0,) else []
+        return " + ".join(parts + (["flip averaging"] if self.options.flip else []))
+
+    def caption(self, what: str, *, predicted: bool = False) -> str:
+        """A figure title naming the model and its encoder weights (``predicted``: and the test-time augmentation)."""
+        smoke = " [SMOKE TEST]" if self.smoke_test else ""
+        tta = f" ({self.test_time})" if predicted and self.test_time else ""
+        return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
+
+    def describe(self) -> str:
+        """A few lines saying what this run will do."""
+        o = self.options
+        steps = f", {self.steps} step(s) per epoch" if self.steps else ""
+        training = f"load {self.checkpoint} (no training)" if self.checkpoint else (
+            f"recipe {self.recipe!r}: {o.epochs} epoch(s) at {o.image_size[0]}x{o.image_size[1]}, batch "
+            f"{o.batch_size}, {o.loss}, Adam {o.learning_rate:g} ({o.schedule}){steps} -> {self.run_dir}")  # fmt: skip
+        evaluation = (f"{self.eval_split} at original resolution" + (f", {self.test_time}" if self.test_time else "")
+                      + (f" (first {o.max_images} images)" if o.max_images else ""))  # fmt: skip
+        return "\n".join([
+            f"dataset     : {self.dataset} in {self.data_root}",
+            f"model       : {self.model_name}, encoder weights {self.encoder}, {o.precision}",
+            f"training    : {training}",
+            f"evaluation  : {evaluation}",
+            f"results     : {self.results_dir}",
+            *(f"note        : {n}" for n in self.notes),
+        ])  # fmt: skip
+
+
+def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, download: bool = True,
+             quick: bool = False, checkpoint=None, results_dir=DEFAULT_RESULTS, run_dir=None, init_from=None,
+             strategy: str = "none", verbose: bool = True) -> RunPlan:  # fmt: skip
+    """Check a run's options and settings and find the data; return a `RunPlan`.
+
+    `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets
+    single options (`fcnseg.options.Options`: any of `build_fcn`, `make_dataset`,
+    `train` and `evaluate`, and ``dataset``, the splits, ``precision``,
+    ``seed``). All are checked before any file is touched (`ParameterError`, a
+    `ValueError`, naming the bad one). Without `data_root` the dataset's
+    variable (``VOC_ROOT``, ``VOC2012_ROOT``, ``CAMVID_ROOT``) or ``data/`` is
+    used; a missing VOC 2007 is downloaded (`download`) or, in quick mode, replaced
+    by the one-image sample, whose smoke-test results go to
+    ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
+    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file) nothing is
+    trained; with `init_from` training starts from that model. `run_dir` (default:
+    `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
+    `fcnseg.checks.STRATEGIES`.
+
+    >>> plan = plan_run(data_root=SAMPLE_ROOT, quick=True, results_dir="results", verbose=False)
+    >>> plan.smoke_test, plan.options.epochs, plan.eval_split
+    (True, 1, 'val')
+    """
+    try:
+        quick, download = flag("quick", quick), flag("download", download)
+        one_of("strategy", strategy, STRATEGIES)
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
+        options = recipes.recipe(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
+        try:
+            options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
+        except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
+            raise ValueError(f"backbone_weights: {e}.") from None
+        if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
+            raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
+        for name, value in (("data_root", data_root), ("run_dir", run_dir)):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
+        checkpoint, init_from = _model_file("checkpoint", checkpoint), _model_file("init_from", init_from)
+    except ValueError as e:  # the run's own error type, with the check's message
+        raise ParameterError(str(e)) from None
+    notes = []
+
+    spec = get_spec(options.dataset)
+    eval_split = options.eval_split or spec.eval_split
+    trained = [] if checkpoint else [options.train_split, options.val_split]
+    needed = [s for s in (*trained, eval_split) if s in STANDARD_SPLITS or s in trained]
+    root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
+    available = available_splits(root, spec)
+    if eval_split not in available:
+        raise ParameterError(f"eval_split={eval_split!r} is not a split of {root}: use one of {available}.")
+    if quick:
+        size = options.image_size
+        notes.append(f"quick mode: {size[0]}x{size[1]} images, {options.epochs} epoch of {QUICK_STEPS} batches, "
+                     f"at most {options.max_images} images scored, model input "
+                     f"{'x'.join(map(str, options.input_size or ('own size',)))}")  # fmt: skip
+    n_train = 0 if checkpoint else len(read_split(root, options.train_split, spec))
+    if n_train and options.batch_size > n_train:
+        if not smoke:
+            raise ParameterError(f"batch_size={options.batch_size} is larger than the {n_train} training images of "
+                                 f"{root}.")  # fmt: skip
+        notes.append(f"batch_size {options.batch_size} -> {n_train} (only {n_train} training image(s))")
+        options = dataclasses.replace(options, batch_size=n_train)
+    results_dir = Path(results_dir)
+    if smoke and str(results_dir) == DEFAULT_RESULTS:
+        results_dir = Path(DEFAULT_RESULTS) / "smoke_test"
+        notes.append(f"smoke test: results go to {results_dir}, not {DEFAULT_RESULTS}/")
+    if checkpoint:
+        run_dir = None
+    elif run_dir is None:
+        run_dir = results_dir / "run" if smoke else recipes.run_dir(options)
+    results_dir.mkdir(parents=True, exist_ok=True)
+
+    plan = RunPlan(
+        recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint, init_from=init_from,
+        results_dir=results_dir, run_dir=None if run_dir is None else Path(run_dir), download=download,
+        eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke,
+        encoder=encoder_label(options.backbone_weights, checkpoint or init_from), strategy=strategy,
+        notes=tuple(notes),
+    )  # fmt: skip
+    if verbose:
+        if smoke and root == SAMPLE_ROOT.resolve():
+            print(smoke_banner(why))
+        print(plan.describe())
+    return plan
+
+
+def run(*, strategy: str = "none", **params) -> dict:
+    """Plan, train and score a run in a row, as ``fcnseg-train`` does: `plan_run`'s parameters;
+    returns what `RunPlan.write_metrics` wrote (``{}`` on a multi-worker run's other workers,
+    where only the chief scores and writes).
+
+    >>> metrics = run(recipe="camvid", overrides={"epochs": 40}, results_dir="runs/camvid_fcn8s")  # doctest: +SKIP
+    >>> metrics["mean_iou"]                                                                      # doctest: +SKIP
+    """
+    from fcnseg.distribute import is_chief, make_strategy
+
+    distribute = make_strategy(strategy)  # first: TensorFlow must not have run anything yet
+    plan = plan_run(strategy=strategy, **params)
+    train_ds, val_ds = plan.datasets()
+    seconds = None if plan.checkpoint else plan.train(plan.build_model, train_ds, val_ds, strategy=distribute)
+    if not is_chief(distribute):
+        return {}
+    return plan.write_metrics(plan.evaluate(plan.trained_model()), train_seconds=seconds)
+
+
+def _model_file(name: str, path) -> Path | None:
+    if path is None:
+        return None
+    file = Path(path).expanduser() if isinstance(path, (str, os.PathLike)) else None
+    if file is None or file.suffix != ".keras":
+        raise ValueError(f"{name} must be a .keras file saved by fcnseg.train (or None), got {path!r}.")
+    if not file.is_file():
+        raise ValueError(f"{name} {file} does not exist (leave {name}=None to train from the encoder).")
+    return file
