@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fcnseg"
+SRC = Path(__file__).resolve().parents[1] / "src"
 MODULES = sorted(
-    "fcnseg" if path.stem == "__init__" else f"fcnseg.{path.stem}"
-    for path in PACKAGE.glob("*.py")
+    ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+    for path in (SRC / "fcnseg").rglob("*.py")
     if ">>> " in path.read_text()
 )
 

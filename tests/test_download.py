@@ -328,12 +328,12 @@ def test_cli_splits_fetch_only_their_tarball_and_a_failure_exits_1(server, tarba
     assert [s.id for s in read_split(root, "test")] == SPLITS["test"]  # what was there stays
 
 
-def test_url_for():
+def test_source_url():
     official = download.VOC2007_FILES[TEST_TAR][0]
-    assert download._url_for(official, None) == download.VOC2007_URL + TEST_TAR
-    assert download._url_for(official, "file:///m/") == "file:///m/" + TEST_TAR
-    assert download._url_for(TEST_TAR, "http://127.0.0.1:8/") == "http://127.0.0.1:8/" + TEST_TAR
-    assert download._url_for("https://x.org/a.tar", "file:///m") == "https://x.org/a.tar"
+    assert download.source_url(official, None) == download.VOC2007_URL + TEST_TAR
+    assert download.source_url(official, "file:///m/") == "file:///m/" + TEST_TAR
+    assert download.source_url(TEST_TAR, "http://127.0.0.1:8/") == "http://127.0.0.1:8/" + TEST_TAR
+    assert download.source_url("https://x.org/a.tar", "file:///m") == "https://x.org/a.tar"
 
 
 # --------------------------------------------------------------------------- safe_extract

@@ -433,7 +433,7 @@ def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_w
     assert saved["flip"] is True and saved["input_size"] == [90, 120] and saved["split"] == "test"
     # Multi-scale averaging from the command line: the mean of the logits at 90x120 and 112x150.
     multi = evaluate_run([*common_eval, "--scales", "1", "1.25"])
-    assert multi["scales"] == [1.0, 1.25]
+    assert multi["scales"] == (1.0, 1.25)
     scaled = reference_cm(scales=(1.0, 1.25))
     assert reference.pixels_apart(multi["confusion_matrix"], scaled) <= tolerance
     assert reference.pixels_apart(scaled, plain) > 2 * tolerance

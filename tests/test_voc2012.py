@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 and SBD (fcnseg.voc2012): train_aug, SBD's .mat masks, download and CLI.
+"""PASCAL VOC 2012 and SBD (fcnseg.datasets.voc, fcnseg.download): train_aug, SBD's .mat masks, download and CLI.
 
 The tarballs are built here in the real layouts (VOCdevkit/VOC2012 with JPEGs and
 palette PNGs; benchmark_RELEASE/dataset with SBD's GTcls .mat files written by
@@ -19,9 +19,9 @@ import scipy.sparse
 
 from fcnseg.cli import main_download
 from fcnseg.datasets import available_splits, check_samples, load_mask, load_sample, read_split
-from fcnseg.download import ChecksumError, file_md5, safe_extract
+from fcnseg.datasets.voc import SBD_ENV, train_aug_ids
+from fcnseg.download import SBD_TGZ, VOC2012_FILES, VOC2012_TAR, ChecksumError, download_voc2012, file_md5, safe_extract
 from fcnseg.pipeline import make_dataset
-from fcnseg.voc2012 import SBD_ENV, SBD_TGZ, VOC2012_FILES, VOC2012_TAR, download_voc2012, train_aug_ids
 from test_download import _write_sample, server  # noqa: F401  (server is a fixture; it serves `tarballs` below)
 
 VOC = {"train": ["2007_000032", "2008_000002"], "val": ["2007_000033", "2008_000003"]}
@@ -166,7 +166,7 @@ def test_train_aug_without_sbd_says_how_to_get_it(data, monkeypatch):
     monkeypatch.setenv(SBD_ENV, str(data / "nowhere"))
     with pytest.raises(FileNotFoundError, match=f"{SBD_ENV}=.*nowhere holds no SBD"):
         read_split(data, "train_aug", "voc2012")
-    with pytest.raises(FileNotFoundError, match="fcnseg.voc2012.download_voc2012.*VOC2012_ROOT"):
+    with pytest.raises(FileNotFoundError, match="fcnseg.download.download_voc2012.*VOC2012_ROOT"):
         read_split(data.parent, "val", "voc2012")  # a folder without VOCdevkit/VOC2012
 
 
@@ -211,7 +211,7 @@ def test_download_voc2012_bad_checksum_leaves_nothing(server, tarballs, tmp_path
 
 
 def test_official_files_and_mirror_urls():
-    from fcnseg.voc2012 import _mirror
+    from fcnseg.download import source_url
 
     assert VOC2012_FILES[VOC2012_TAR] == (
         "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
@@ -219,12 +219,12 @@ def test_official_files_and_mirror_urls():
     )
     assert VOC2012_FILES[SBD_TGZ][1] == "82b4d87ceb2ed10f6038a1cba92111cb"
     official = VOC2012_FILES[SBD_TGZ][0]
-    assert _mirror(official, None) == official
-    assert _mirror(official, "file:///m/") == "file:///m/" + SBD_TGZ
-    assert _mirror(SBD_TGZ, "http://127.0.0.1:8") == "http://127.0.0.1:8/" + SBD_TGZ
-    assert _mirror("https://x.org/b.tgz", "file:///m") == "https://x.org/b.tgz"
+    assert source_url(official, None) == official
+    assert source_url(official, "file:///m/") == "file:///m/" + SBD_TGZ
+    assert source_url(SBD_TGZ, "http://127.0.0.1:8") == "http://127.0.0.1:8/" + SBD_TGZ
+    assert source_url("https://x.org/b.tgz", "file:///m") == "https://x.org/b.tgz"
     with pytest.raises(ValueError, match="bare file name: give base_url"):
-        _mirror(SBD_TGZ, None)
+        source_url(SBD_TGZ, None)
 
 
 def test_cli_voc2012_sbd_with_data_present(data, server, capsys):  # noqa: F811

@@ -243,9 +243,7 @@ def main_download(argv=None) -> int:
         p.error("--sbd goes with --dataset voc2012 (SBD extends VOC 2012's training set)")
     splits = {"splits": args.splits} if hasattr(args, "splits") else {}
     if args.dataset == "voc2012":
-        from fcnseg.voc2012 import download_voc2012
-
-        voc = download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
+        voc = download.download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
     else:
         voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
     print(voc)

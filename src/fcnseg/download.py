@@ -1,4 +1,4 @@
-"""Download and unpack PASCAL VOC 2007, safely and resumably.
+"""Download and unpack PASCAL VOC 2007, VOC 2012 and SBD, safely and resumably.
 
 Why not `keras.utils.get_file`: an interrupted download of these 450 MB
 tarballs starts over there, and its extraction is not all-or-nothing. Here:
@@ -6,13 +6,15 @@ tarballs starts over there, and its extraction is not all-or-nothing. Here:
 - `download_file`: one URL to one file, resumed after an interruption (HTTP
   ``Range``), md5-verified before it gets its final name (progress: `keras.utils.Progbar`).
 - `safe_extract`: unpack with the standard library's ``filter="data"``, all or nothing.
-- `download_voc2007`: both for the official tarballs, skipped when the data is there.
+- `download_voc2007`, `download_voc2012`: both for the official tarballs (or a mirror's,
+  `source_url`), skipped when the data is there: every file its splits list
+  (`fcnseg.datasets.data_problem`, the check a run makes too).
 
 >>> voc = download_voc2007("data")                     # doctest: +SKIP
 >>> voc                                                # doctest: +SKIP
 PosixPath('data/VOCdevkit/VOC2007')
 
-From a shell: ``fcnseg-download --root data``.
+From a shell: ``fcnseg-download --root data``, ``fcnseg-download --dataset voc2012 --sbd``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from fcnseg.archive import UnsafeArchiveError, safe_extract  # noqa: F401  (part of this module's API)
+from fcnseg.datasets import VOC2007, VOC2012, data_problem
+from fcnseg.datasets.voc import SBD_DIR, TRAIN_AUG, VOC2012_SPLITS
 
 VOC2007_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/"
 TRAINVAL_TAR = "VOCtrainval_06-Nov-2007.tar"
@@ -40,6 +44,18 @@ VOC2007_FILES: dict[str, tuple[str, str]] = {
 }
 # Which tarball holds each official segmentation split.
 VOC2007_SPLITS = {"train": TRAINVAL_TAR, "val": TRAINVAL_TAR, "trainval": TRAINVAL_TAR, "test": TEST_TAR}
+# VOC 2012 and SBD, as published in torchvision's VOCSegmentation(year="2012")
+# (torchvision/datasets/voc.py) and SBDataset (torchvision/datasets/sbd.py).
+VOC2012_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
+VOC2012_TAR = "VOCtrainval_11-May-2012.tar"
+SBD_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/"
+SBD_TGZ = "benchmark.tgz"
+VOC2012_FILES: dict[str, tuple[str, str]] = {
+    VOC2012_TAR: (VOC2012_URL + VOC2012_TAR, "6cd6e144f989b92b3379bac3b3de84fd"),  # 2.0 GB
+    SBD_TGZ: (SBD_URL + SBD_TGZ, "82b4d87ceb2ed10f6038a1cba92111cb"),  # 1.4 GB
+}
+OFFICIAL_URLS = frozenset(url for url, _ in (*VOC2007_FILES.values(), *VOC2012_FILES.values()))
+
 
 class ChecksumError(ValueError):
     """A downloaded file does not have the expected md5 (it has been removed)."""
@@ -162,6 +178,38 @@ def _say(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def source_url(url: str, base_url: str | None) -> str:
+    """Where to fetch a tarball: `url` itself, except that an official URL or a bare file
+    name goes under the mirror `base_url` when one is given (a bare name needs one).
+
+    >>> source_url(VOC2007_FILES[TEST_TAR][0], "file:///mirror")
+    'file:///mirror/VOCtest_06-Nov-2007.tar'
+    """
+    if "://" in url and (not base_url or url not in OFFICIAL_URLS):
+        return url
+    if not base_url:
+        raise ValueError(f"{url!r} is a bare file name: give base_url, the folder that holds it.")
+    return base_url.rstrip("/") + "/" + url.rsplit("/", 1)[-1]
+
+
+def _fetch_and_unpack(parts: dict, root: Path, table: Mapping, base_url: str | None, progress: bool) -> None:
+    """For each tarball name of `parts` whose check (a function giving what is missing, or None)
+    finds something missing: download it (`table`: name -> (url, md5)) and unpack it into
+    `root`; then the check must pass."""
+    for name, missing in parts.items():
+        if missing() is None:
+            _say(progress, f"{name} already unpacked in {root}: nothing to download.")
+            continue
+        url, md5 = table[name]
+        tar_path = download_file(source_url(url, base_url), root / "downloads" / name, md5=md5, progress=progress)
+        _say(progress, f"Extracting {tar_path} into {root}")
+        safe_extract(tar_path, root)
+        problem = missing()
+        if problem is not None:
+            raise FileNotFoundError(f"After extracting {tar_path}, {problem}: the tarball is not the expected one. "
+                                    f"Delete it from {root / 'downloads'} and run again.")  # fmt: skip
+
+
 def download_voc2007(root="data", *, splits: Iterable[str] | str = ("trainval", "test"), base_url: str | None = None,
                      progress: bool = True, files: Mapping[str, tuple[str, str | None]] | None = None) -> Path:
     """Download and unpack PASCAL VOC 2007 into `root`; return ``root/VOCdevkit/VOC2007``.
@@ -184,35 +232,50 @@ def download_voc2007(root="data", *, splits: Iterable[str] | str = ("trainval", 
     unknown = sorted(set(splits) - set(VOC2007_SPLITS))
     if unknown or not splits:
         raise ValueError(f"Unknown VOC 2007 split(s) {unknown or splits}: use some of {list(VOC2007_SPLITS)}.")
-    table = {**VOC2007_FILES, **(files or {})}
-    missing = [s for s in splits if not _split_complete(voc, s)]
-    if not missing:
-        _say(progress, f"VOC 2007 {', '.join(splits)} already in {voc}: nothing to download.")
-        return voc
-    for name in dict.fromkeys(VOC2007_SPLITS[s] for s in missing):  # ordered, no repeats
-        url, md5 = table[name]
-        tar_path = download_file(_url_for(url, base_url), root / "downloads" / name, md5=md5, progress=progress)
-        _say(progress, f"Extracting {tar_path} into {root}")
-        safe_extract(tar_path, root)
-    still_missing = [s for s in splits if not _split_complete(voc, s)]
-    if still_missing:
-        raise FileNotFoundError(f"After extraction, split(s) {still_missing} are still incomplete in {voc} (a list "
-                                f"file, image or mask is missing). The tarballs in {root / 'downloads'} are not the "
-                                "expected ones: delete them and run again.")  # fmt: skip
+    tarballs = dict.fromkeys(VOC2007_SPLITS[s] for s in splits)  # ordered, no repeats
+    parts = {name: _missing(voc, VOC2007, [s for s in splits if VOC2007_SPLITS[s] == name]) for name in tarballs}
+    _fetch_and_unpack(parts, root, {**VOC2007_FILES, **(files or {})}, base_url, progress)
     return voc
 
 
-def _url_for(url_or_name: str, base_url: str | None) -> str:
-    """Full URL of a tarball: a bare name or an official URL goes under `base_url`."""
-    name = url_or_name.removeprefix(VOC2007_URL)
-    if "://" in name:
-        return name
-    return (base_url.rstrip("/") + "/" if base_url else VOC2007_URL) + name
+def download_voc2012(root="data", *, sbd: bool = False, base_url: str | None = None, progress: bool = True,
+                     files: Mapping[str, tuple[str, str | None]] | None = None) -> Path:
+    """Download and unpack VOC 2012 (and SBD with ``sbd=True``) into `root`; return ``root/VOCdevkit/VOC2012``.
+
+    As `download_voc2007`: tarballs are kept in ``root/downloads/``, resumed after
+    an interruption and md5-checked, then unpacked safely into `root`; a part
+    already complete (every file its lists name is present) is not downloaded again.
+
+    Args:
+        root: folder for ``VOCdevkit/VOC2012``, ``benchmark_RELEASE`` and ``downloads/``.
+        sbd: also SBD's ``benchmark.tgz`` (1.4 GB), for the ``train_aug`` split.
+        base_url: a mirror folder (``http://``, ``file://``) holding both tarballs
+            under their official names; replaces the official hosts.
+        progress: print what happens and a progress bar to stderr.
+        files: overrides of `VOC2012_FILES`, tarball name -> ``(url, md5)``;
+            with `base_url` the url may be a bare file name.
+
+    >>> voc = download_voc2012("data", sbd=True)    # doctest: +SKIP
+    >>> voc                                          # doctest: +SKIP
+    PosixPath('data/VOCdevkit/VOC2012')
+    """
+    root = Path(root).expanduser()
+    voc = root / "VOCdevkit" / "VOC2012"
+    parts = {VOC2012_TAR: _missing(voc, VOC2012, VOC2012_SPLITS)}
+    if sbd:
+        parts[SBD_TGZ] = _missing(voc, VOC2012, [TRAIN_AUG], also=root / SBD_DIR)
+    _fetch_and_unpack(parts, root, {**VOC2012_FILES, **(files or {})}, base_url, progress)
+    return voc
 
 
-def _split_complete(voc: Path, split: str) -> bool:
-    """Whether the split's list file exists and every image and mask it names does."""
-    list_file = voc / "ImageSets" / "Segmentation" / f"{split}.txt"
-    ids = list_file.read_text().split() if list_file.is_file() else []
-    files = [voc / d / f"{i}{ext}" for i in ids for d, ext in (("JPEGImages", ".jpg"), ("SegmentationClass", ".png"))]
-    return bool(ids) and all(f.is_file() for f in files)
+def _missing(voc: Path, spec, splits, *, also: Path | None = None):
+    """A check for `_fetch_and_unpack`: what of `splits` is missing under `voc` (and whether
+    the folder `also` exists), or None."""
+
+    def missing():
+        if also is not None and not also.is_dir():
+            return f"{also} does not exist"
+        problem = data_problem(voc, spec, splits)
+        return None if problem is None else f"{problem.rstrip('.')} (splits {', '.join(splits)})"
+
+    return missing

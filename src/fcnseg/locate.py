@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fcnseg import download as _download
-from fcnseg.datasets import SAMPLE_ROOT, available_splits, default_root, read_split, resolve_root
+from fcnseg.datasets import SAMPLE_ROOT, data_problem, default_root, resolve_root
 
 
 def find_data(spec, data_root, splits, *, quick, download, verbose):
@@ -66,25 +66,6 @@ def _download_dir(candidate: Path) -> Path:
     if candidate.name == "VOC2007" and candidate.parent.name == "VOCdevkit":
         return candidate.parent.parent
     return candidate
-
-
-def data_problem(root: Path, spec, splits) -> str | None:
-    """Why `root` cannot serve the given splits, or None when every file they list exists."""
-    try:
-        root = resolve_root(root, spec)
-        for split in dict.fromkeys(splits):
-            if split not in available_splits(root, spec):
-                return f"{root} has no split {split!r}"
-            samples = read_split(root, split, spec)
-            missing = [p for s in samples for p in (s.image_path, s.mask_path) if not p.is_file()]
-            if missing:
-                return (
-                    f"{len(missing)} file(s) listed in split {split!r} are missing under {root}, "
-                    f"e.g. {missing[0].relative_to(root)}"
-                )
-    except (FileNotFoundError, ValueError) as e:
-        return str(e)
-    return None
 
 
 def smoke_banner(reason: str = "") -> str:

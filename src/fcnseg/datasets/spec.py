@@ -1,0 +1,102 @@
+"""What describes a dataset: its classes and colours (`DatasetSpec`), and how its family
+keeps its files (`Layout`: where the root is, which splits there are, what a split lists).
+
+After loading, void is always **255** (`VOID`), whatever label the raw files use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+VOID = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class Sample(NamedTuple):
+    """One labelled image of a split."""
+
+    id: str
+    image_path: Path
+    mask_path: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a family of datasets keeps its files; each `DatasetSpec` carries its own.
+
+    `find_root` turns the folder a user gives into the dataset's own folder (or raises
+    `FileNotFoundError` saying what to do), `splits` lists the split names under it,
+    `samples` the `Sample` of one split (files are not opened). `folder` is where the
+    dataset lives under ``data/`` when no variable names it (None: the dataset's name).
+    """
+
+    find_root: Callable[[Path, DatasetSpec], Path]
+    splits: Callable[[Path, DatasetSpec], list[str]]
+    samples: Callable[[Path, str, DatasetSpec], list[Sample]]
+    folder: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A segmentation dataset: class names, colormap, which raw label is void, its `Layout`
+    and where its images and masks live within it (``image_dir``, ``mask_dir``: folder
+    names, or templates with a ``{split}`` field for the folders layout).
+
+    Example (your own data, `fcnseg.datasets.folder_dataset`: ``root/train/images/*.jpg``
+    with ``root/train/masks/*.png``):
+
+    >>> from fcnseg.datasets import folder_dataset
+    >>> folder_dataset(["background", "road"], name="roads").num_classes
+    2
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    colormap: np.ndarray
+    layout: Layout
+    void_label: int = VOID
+    image_dir: str = "{split}/images"
+    mask_dir: str = "{split}/masks"
+    root_env: str | None = None  # the variable naming the dataset's folder
+    eval_split: str = "val"  # the split scores are reported on (CamVid: test)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def voc_palette(n: int = 21) -> np.ndarray:
+    """The PASCAL VOC palette (the devkit's labelcolormap): bit-interleaved RGB for label `i`;
+    also the colours of your own datasets unless you give some.
+
+    >>> voc_palette(3).tolist()
+    [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    """
+    cmap = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    return cmap
+
+
+def list_ids(list_file: Path) -> list[str]:
+    """The ids a split list names, one a line."""
+    if not list_file.is_file():
+        raise FileNotFoundError(f"Split list not found: {list_file}")
+    return [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+
+
+def unknown_split(root: Path, split: str, spec: DatasetSpec) -> ValueError:
+    """The error for a split that `root` does not have, listing those it has."""
+    return ValueError(f"Unknown split {split!r} for {spec.name} under {root}; "
+                      f"available: {spec.layout.splits(root, spec)}.")  # fmt: skip
