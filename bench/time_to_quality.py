@@ -23,7 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-from fcnseg.viz import plot_time_to_quality, save_figure
+from fcnseg.plots import plot_time_to_quality
+from fcnseg.viz import save_figure
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 CPU_A = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"

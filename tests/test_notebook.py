@@ -25,7 +25,7 @@ import nbformat
 import pytest
 from PIL import Image
 
-from fcnseg import download, report, runner
+from fcnseg import download, examples, runner, scoreboard
 from fcnseg.options import ParameterError
 from fcnseg.runner import plan_run
 from fcnseg.datasets import read_split
@@ -304,11 +304,11 @@ def test_a_checkpoint_skips_training(tmp_path):
 def test_helpers_choose_examples_on_the_sample(tmp_path):
     cfg = quiet(data_root=SAMPLE, quick=True, results_dir=tmp_path)
     samples = read_split(cfg.data_root, "train")
-    sample, class_id = report.find_class_example(samples, "dog")
+    sample, class_id = examples.find_class_example(samples, "dog")
     assert (sample.id, cfg.spec.classes[class_id]) == ("001763", "dog")
-    items, source = report.inference_images(cfg)
+    items, source = examples.inference_images(cfg)
     assert [i for i, _ in items] == ["001763"] and "test" in source  # no reference images in the sample
-    table = report.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
+    table = scoreboard.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
     assert "0.67-0.72" in table and "n/a" in table
 
 

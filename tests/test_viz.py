@@ -28,12 +28,10 @@ from fcnseg.viz import (
     colorize,
     legend_handles,
     overlay,
-    plot_confusion_matrix,
-    plot_history,
-    plot_iou_per_class,
     save_figure,
     show_predictions,
 )
+from fcnseg.plots import plot_confusion_matrix, plot_history, plot_iou_per_class
 
 EXAMPLE_ID = "001763"  # dog and cat on a sofa: classes 0, 8, 12, 18, 20 and void
 

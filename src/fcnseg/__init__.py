@@ -22,7 +22,9 @@ Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
 `fcnseg.plots`, `fcnseg.download`, `fcnseg.options` (every option of a run),
 `fcnseg.recipes`, `fcnseg.runner` (one run from options to scores, for the
-notebook and ``fcnseg-train``), `fcnseg.report`, `fcnseg.cli` (the command lines).
+notebook and ``fcnseg-train``), `fcnseg.record` (``metrics.json``), `fcnseg.scoreboard`
+(the score table), `fcnseg.examples` (the images the notebook shows), `fcnseg.cli`
+(the command lines).
 """
 
 import importlib

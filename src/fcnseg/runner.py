@@ -29,7 +29,7 @@ from fcnseg.datasets import SAMPLE_ROOT, available_splits, get_spec, read_split
 from fcnseg.fcn import resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
-from fcnseg.report import encoder_label
+from fcnseg.record import encoder_label
 
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every step) changes; overrides still win.
@@ -125,8 +125,8 @@ class RunPlan:
         return evaluate(model, self.data_root, self.eval_split, dataset=self.spec, **self.options.step("evaluate"))
 
     def write_metrics(self, scores: dict, **extra) -> dict:
-        """``results_dir/metrics.json`` (`fcnseg.report.write_metrics`) with this run's parameters."""
-        from fcnseg.report import write_metrics
+        """``results_dir/metrics.json`` (`fcnseg.record.write_metrics`) with this run's parameters."""
+        from fcnseg.record import write_metrics
 
         return write_metrics(self.results_dir / "metrics.json", scores, parameters=self.parameters,
                              encoder=self.encoder, run_dir=self.run_dir, smoke_test=self.smoke_test,

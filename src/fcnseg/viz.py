@@ -1,5 +1,5 @@
 """Pictures of segmentations: coloured masks, overlays, legends, prediction grids.
-Training and evaluation plots are in `fcnseg.plots` (importable from here too).
+Training and evaluation plots are in `fcnseg.plots`.
 
 Plain NumPy and matplotlib, no TensorFlow. Every plotting function returns a
 `matplotlib.figure.Figure` that is not registered with pyplot: it renders
@@ -31,7 +31,6 @@ from matplotlib.patches import Patch
 
 from fcnseg.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
 from fcnseg.files import atomic_path
-from fcnseg.plots import plot_confusion_matrix, plot_history, plot_iou_per_class, plot_time_to_quality  # noqa: F401
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
 

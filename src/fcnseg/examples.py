@@ -1,0 +1,67 @@
+"""The images the notebook shows: the training image where a class covers the most pixels
+(`find_class_example`) and the images to run inference on (`inference_images`).
+
+>>> from fcnseg.datasets import SAMPLE_ROOT
+>>> sample, class_id = find_class_example(read_split(SAMPLE_ROOT, "train"), "horse")
+>>> sample.id, get_spec("voc2007").classes[class_id]
+('001763', 'dog')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fcnseg.datasets import VOID, Sample, available_splits, data_problem, get_spec, load_mask, read_split
+
+# The images the reference notebook ran its inference cell on (VOC 2007 trainval JPEGs;
+# they have no segmentation mask).
+REFERENCE_INFERENCE_IDS = ("000347", "001707", "001950")
+
+
+def find_class_example(samples: list[Sample], class_name: str = "horse", dataset="voc2007", *, max_samples: int = 200):
+    """``(sample, class_id)``: the sample where `class_name` covers the most pixels.
+
+    Looks at the masks of the first `max_samples` samples. When the class is
+    not in the dataset or in none of them, the class covering the most pixels
+    of the first sample is used instead (background excluded).
+    """
+    spec = get_spec(dataset)
+    if not samples:
+        raise ValueError("find_class_example needs at least one sample.")
+    if class_name in spec.classes:
+        class_id = spec.classes.index(class_name)
+        best, best_count = None, 0
+        for sample in samples[:max_samples]:
+            count = int((load_mask(sample.mask_path, spec) == class_id).sum())
+            if count > best_count:
+                best, best_count = sample, count
+        if best is not None:
+            return best, class_id
+    mask = load_mask(samples[0].mask_path, spec)
+    counts = np.bincount(mask[mask != VOID].ravel(), minlength=spec.num_classes)
+    if spec.classes[0] == "background" and counts[1:].any():
+        counts[0] = 0
+    return samples[0], int(counts.argmax())
+
+
+def inference_images(cfg, count: int = 3):
+    """``(items, source)``: ``[(id, image_path), ...]`` to run inference on, and where they come from.
+
+    The reference notebook's own images (VOC 2007 ``000347``, ``001707``,
+    ``001950``; trainval JPEGs without masks) when they are in the VOC
+    folder; otherwise the first `count` images of the test split (VOC, CamVid)
+    or, failing that, of the evaluation split.
+    """
+    root = Path(cfg.data_root)
+    if cfg.dataset == "voc2007":
+        paths = [(i, root / "JPEGImages" / f"{i}.jpg") for i in REFERENCE_INFERENCE_IDS]
+        present = [(i, p) for i, p in paths if p.is_file()]
+        if present:
+            return present, "the reference notebook's inference images"
+    for split in dict.fromkeys(("test", cfg.eval_split)):
+        if split in available_splits(root, cfg.dataset) and data_problem(root, cfg.spec, [split]) is None:
+            samples = read_split(root, split, cfg.dataset)[:count]
+            return [(s.id, s.image_path) for s in samples], f"the first {len(samples)} image(s) of split {split!r}"
+    raise FileNotFoundError(f"No images to run inference on under {root}.")
