@@ -91,6 +91,8 @@ def _scale_range(name, value):
 def _class_weights(name, value):
     if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
         value = value[0]  # the command line gives one word as a list
+    if isinstance(value, str) and value.lower() == "none":
+        return None
     if value is None or isinstance(value, str):
         return value if value is None else one_of(name, value, CLASS_WEIGHTINGS)
     return _numbers(len(value))(name, value)
@@ -162,7 +164,8 @@ class Options:
     train_split: str = option("train", "run", "split trained on", check=_split)
     val_split: str = option("val", "run", "split that picks the best epoch", check=_split)
     eval_split: str | None = option(None, "run", "split scored at the end (none: the dataset's own, VOC val, "
-                                    "CamVid test)", check=_optional(_split, "the dataset's own"))  # fmt: skip
+                                    "CamVid test)", check=_optional(_split, "the dataset's own"),
+                                    parse=_none_or_text)  # fmt: skip
     precision: str = option("auto", "run", "Keras dtype policy (auto: the fastest on this computer)",
                             check=_choice(PRECISIONS), choices=PRECISIONS)  # fmt: skip
     seed: int = option(0, "run", "random seed of weights, order and augmentation", check=_integer, parse=int)

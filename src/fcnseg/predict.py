@@ -20,6 +20,7 @@ from keras import ops
 
 from fcnseg.checks import check_scales, size_hw
 from fcnseg.datasets import load_image, to_rgb_uint8
+from fcnseg.options import Options
 
 MAX_PIXELS = 2048 * 2048
 
@@ -40,7 +41,8 @@ def prepare_image(image, channels: int = 3) -> np.ndarray:
 
 
 def predict_logits(
-    model, images: np.ndarray, *, input_size=None, scales=(1.0,), flip: bool = False, max_pixels: int = MAX_PIXELS
+    model, images: np.ndarray, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
+    max_pixels: int = MAX_PIXELS,
 ):
     """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
 
@@ -85,7 +87,8 @@ def _logits_at(model, x, size, out_size, flip):
 
 
 def predict_mask(
-    model, image, *, input_size=None, scales=(1.0,), flip: bool = False, max_pixels: int = MAX_PIXELS
+    model, image, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
+    max_pixels: int = MAX_PIXELS,
 ) -> np.ndarray:
     """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution.
 
@@ -101,9 +104,9 @@ def predict_masks(
     model,
     images,
     *,
-    input_size=None,
-    scales=(1.0,),
-    flip: bool = False,
+    input_size=Options.input_size,
+    scales=Options.scales,
+    flip: bool = Options.flip,
     batch_size: int = 8,
     max_pixels: int = MAX_PIXELS,
 ):

@@ -32,6 +32,7 @@ from PIL import Image
 from fcnseg.checks import check_scales
 from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, folder_dataset, get_spec
 from fcnseg.files import atomic_path
+from fcnseg.options import Options
 from fcnseg.predict import predict_mask, prepare_image
 from fcnseg.viz import colorize, overlay
 
@@ -62,9 +63,9 @@ def segment_files(
     out_dir,
     *,
     dataset=None,
-    input_size=None,
-    scales=(1.0,),
-    flip: bool = False,
+    input_size=Options.input_size,
+    scales=Options.scales,
+    flip: bool = Options.flip,
     alpha: float = 0.5,
     overwrite: bool = False,
     progress: bool = True,
