@@ -2,7 +2,9 @@
 ``fcnseg-export`` and ``fcnseg-download``.
 
 Parsing imports no TensorFlow, so ``--help`` and argument errors answer at once;
-TensorFlow is imported (without its start-up noise) only to do the work.
+TensorFlow is imported (without its start-up noise) only to do the work. A user's
+error (a missing dataset, a wrong path) ends a command with one line, ``error: ...``,
+and exit status 1; ``--debug`` shows the traceback instead.
 
     fcnseg-train --recipe camvid --out runs/camvid_fcn8s            # the best CamVid recipe
     fcnseg-train --recipe camvid --epochs 40 --fc-units 4096        # any single value changed

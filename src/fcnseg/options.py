@@ -66,16 +66,20 @@ def _fraction(name, value):
     return float(value)
 
 
-def _numbers(count, *, positive=False):
+def _numbers(count=None, *, positive=False):
+    """A check of a sequence of `count` (None: one or more) finite numbers."""
+
     def check(name, value):
-        kind = "positive numbers" if positive else "numbers"
         try:
-            values = tuple(float(v) for v in value if not isinstance(v, (bool, str)))
-        except TypeError:
-            values = ()
-        ok = len(values) == count == len(value) and all(math.isfinite(v) and (v > 0 or not positive) for v in values)
+            values = tuple(float(v) for v in value if isinstance(v, numbers.Real) and not isinstance(v, bool))
+            given = len(value)
+        except TypeError:  # not a sequence
+            values, given = (), -1
+        ok = given == len(values) == (count or max(given, 1)) and all(
+            math.isfinite(v) and (v > 0 or not positive) for v in values)
         if not ok:
-            raise ValueError(f"{name} must be {count} {kind}, got {value!r}.")
+            kind = "positive numbers" if positive else "numbers"
+            raise ValueError(f"{name} must be {count or 'one or more'} {kind}, got {value!r}.")
         return values
 
     return check
@@ -90,12 +94,10 @@ def _scale_range(name, value):
 
 def _class_weights(name, value):
     if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
-        value = value[0]  # the command line gives one word as a list
-    if isinstance(value, str) and value.lower() == "none":
-        return None
-    if value is None or isinstance(value, str):
-        return value if value is None else one_of(name, value, CLASS_WEIGHTINGS)
-    return _numbers(len(value))(name, value)
+        value = value[0]  # the command line gives a word as a list of one
+    if isinstance(value, str):
+        return None if value.lower() == "none" else one_of(name, value, CLASS_WEIGHTINGS)
+    return _numbers()(name, value)
 
 
 def _blocks(name, value):

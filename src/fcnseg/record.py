@@ -13,7 +13,7 @@ from pathlib import Path
 from fcnseg.files import portable_path, write_json
 from fcnseg.scoreboard import REFERENCE
 
-PATHS = ("root", "data_root", "out", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
+PATHS = ("data_root", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
 
 
 def write_metrics(path, scores: dict, *, parameters: dict, encoder: str, train_seconds=None, run_dir=None,
