@@ -137,7 +137,8 @@ def run_evaluate(argv=None) -> dict:
     """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
     p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
     p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
-    p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS), help="default: voc2007")
+    p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS),
+                   help=f"default: {options.Options.dataset}")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_test_time_flags(p)

@@ -25,7 +25,7 @@ def evaluate(
     root=None,
     split: str | None = None,
     *,
-    dataset="voc2007",
+    dataset=Options.dataset,
     input_size=Options.input_size,
     scales=Options.scales,
     flip: bool = Options.flip,

@@ -62,7 +62,8 @@ def write_json(path, data) -> Path:
     return Path(path)
 
 
-def portable_path(path, env_vars=("VOC_ROOT", "VOC2012_ROOT", "SBD_ROOT", "CAMVID_ROOT", "FCN_BACKBONE_WEIGHTS")) -> str | None:
+def portable_path(path, env_vars=("VOC_ROOT", "VOC2012_ROOT", "SBD_ROOT", "CAMVID_ROOT",
+                                  "FCN_BACKBONE_WEIGHTS")) -> str | None:
     """`path` as recorded in results files, the same on every machine: never an absolute path.
 
     A relative path stays as it is; a path under the working folder becomes

@@ -31,7 +31,7 @@ def make_dataset(
     root=None,
     split: str = "train",
     *,
-    dataset="voc2007",
+    dataset=Options.dataset,
     image_size: tuple[int, int] | None = Options.image_size,
     batch_size: int = Options.batch_size,
     augment: bool = False,
