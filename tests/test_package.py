@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,32 @@ def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
     assert options["epochs"] == 40 and options["image_size"] == (360, 480) and options["learning_rate"] == 2e-5
     assert options["backbone_weights"] is None and options["jit_compile"] is True and args.flip is True
     assert options["skip_scales"] == (1.0, 1.0) and options["color_jitter"] == 0.3  # the rest is the recipe's
+
+
+def test_a_wheel_carries_the_shipped_model_and_photos_and_loads_them_outside_the_checkout(tmp_path):
+    """``pip install .`` (a wheel, not the editable checkout): ``load_fcn("camvid-fcn8s")`` from the
+    installed package's own files segments a bundled street photo at its size."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("fcnseg-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("models/camvid-fcn8s/model.keras", "models/camvid-fcn8s/metrics.json",
+                 "models/camvid-fcn8s/README.md", "sample/street/LICENSE", "sample/street/solidWhiteCurve.jpg"):
+        assert f"fcnseg/{name}" in names, name
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                                str(wheel)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    code = ("import fcnseg; from fcnseg.pretrained import street_images\n"
+            "mask = fcnseg.predict_mask(fcnseg.load_fcn('camvid-fcn8s'), street_images()[0])\n"
+            "print(fcnseg.__file__, mask.shape)")
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path, shape = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert Path(path).is_relative_to(site) and shape == "(540, 960)"
 
 
 def test_console_scripts_are_found_off_path(script, monkeypatch):

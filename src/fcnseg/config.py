@@ -3,7 +3,10 @@ results go), checked in one place: `check_params` fails at once with a clear
 message when one cannot work, finds the data (`fcnseg.locate.find_data`) and
 returns a `NotebookConfig` whose ``build_options``, ``data_options``,
 ``train_options`` and ``eval_options`` go to `build_fcn`, `make_dataset`,
-`train` and `evaluate`.
+`train` and `evaluate`. Where the recipe's data or encoder weights cannot be
+had (offline, nothing downloaded yet), the config says why in one line and
+points at a shipped model (`fcnseg.pretrained`) instead: the notebook then
+shows it on the bundled street photos.
 
 >>> check_params(overrides={"variant": "fcn64s"})
 Traceback (most recent call last):
@@ -21,10 +24,11 @@ from pathlib import Path
 from fcnseg import recipes
 from fcnseg.checks import flag, one_of, positive_int, size_hw
 from fcnseg.datasets import DATASETS, SAMPLE_ROOT, available_splits, get_spec, read_split
-from fcnseg.fcn import check_architecture, resolve_backbone_weights
+from fcnseg.fcn import check_architecture, imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.losses import make_loss
 from fcnseg.predict import check_scales
+from fcnseg.pretrained import available_models, model_card, model_file, shipped_name
 from fcnseg.report import encoder_label
 from fcnseg.training import make_optimizer
 
@@ -33,6 +37,9 @@ DEFAULT_RESULTS = "results"
 QUICK = {"image_size": (64, 64), "input_size": (64, 64), "epochs": 1, "fc_units": 64, "max_images": 4}
 QUICK_STEPS = 2  # batches per epoch
 TEST_TIME = ("input_size", "scales", "flip")
+# What the notebook shows when the recipe cannot run here, and where those figures go.
+OFFLINE_MODEL = "camvid-fcn8s"
+OFFLINE_RESULTS = "street"
 
 
 class ParameterError(ValueError):
@@ -45,7 +52,7 @@ class NotebookConfig:
 
     recipe: str
     options: dict  # the recipe with quick mode and the overrides applied; encoder weights resolved
-    data_root: Path
+    data_root: Path | None  # None offline: no dataset, the checkpoint is shown on the street photos
     quick: bool
     checkpoint: Path | None
     results_dir: Path
@@ -58,6 +65,12 @@ class NotebookConfig:
     notes: tuple[str, ...] = ()
     train_split: str = "train"
     val_split: str = "val"
+    offline: str | None = None  # why the recipe cannot run here (then data_root is None)
+
+    @property
+    def has_data(self) -> bool:
+        """Whether the dataset is here: False offline, where only the checkpoint's predictions are shown."""
+        return self.data_root is not None
 
     def value(self, name: str):
         """The effective value of an option (an override, the recipe's, or the function's default)."""
@@ -105,6 +118,11 @@ class NotebookConfig:
         return f"{name} ({self.value('decoder')} decoder)" if name == "FCN-32s" else name
 
     @property
+    def checkpoint_name(self) -> str:
+        """The checkpoint as a user names it: a shipped model's name, else its path."""
+        return "" if self.checkpoint is None else shipped_name(self.checkpoint) or str(self.checkpoint)
+
+    @property
     def test_time(self) -> str:
         """The test-time augmentation in words, "" for a single pass."""
         scales = tuple(self.value("scales"))
@@ -125,6 +143,9 @@ class NotebookConfig:
 
     def describe(self) -> str:
         """A few lines saying what this run will do."""
+        if self.offline:
+            return (f"offline: {self.offline}; showing {self.model_name} {self.checkpoint_name} on the bundled "
+                    f"street photos instead (figures in {self.results_dir})")
         size, steps = self.value("image_size"), f", {self.steps} step(s) per epoch" if self.steps else ""
         training = f"load {self.checkpoint} (no training)" if self.checkpoint else (
             f"recipe {self.recipe!r}: {self.value('epochs')} epoch(s) at {size[0]}x{size[1]}, batch "
@@ -155,7 +176,14 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     touched (`ParameterError`, a `ValueError`, naming the bad one). On the
     one-image sample a banner says the run is a smoke test, whose results go to
     ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
-    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file) nothing is trained.
+    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file, or a
+    shipped model's name such as ``"camvid-fcn8s"``) nothing is trained.
+
+    Outside quick mode, when the data cannot be found or downloaded, or the
+    ImageNet encoder weights cannot be had, the config is *offline*: ``offline``
+    says why, ``data_root`` is None, the checkpoint (by default the shipped
+    `OFFLINE_MODEL`) is what the notebook shows, on the bundled street photos,
+    and the figures go to ``results/street`` when `results_dir` is the default.
     """
     try:
         quick, download = flag("quick", quick), flag("download", download)
@@ -166,7 +194,7 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
             raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
         if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
             raise ValueError(f"data_root must be a folder path or None, got {data_root!r}.")
-        checkpoint = _checkpoint(checkpoint)
+        checkpoint = _checkpoint(checkpoint, recipes.value(options, "dataset"))
     except ValueError as e:  # the notebook's own error type, with the check's message
         raise ParameterError(str(e)) from None
     notes = []
@@ -175,7 +203,18 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     eval_split = recipes.value(options, "eval_split") or spec.eval_split
     standard = ("train", "val", "test", "trainval")
     needed = ([] if checkpoint else ["train", "val"]) + ([eval_split] if eval_split in standard else [])
-    root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
+    try:
+        root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
+    except FileNotFoundError as e:
+        if quick:
+            raise
+        return _offline(recipe, options, checkpoint, results_dir, str(e), verbose)
+    fell_back = root == SAMPLE_ROOT.resolve() and (data_root is None or Path(data_root).expanduser().resolve() != root)
+    problem = why if smoke and fell_back and not quick else None
+    if problem is None and checkpoint is None and not quick and options["backbone_weights"] == "imagenet":
+        problem = imagenet_weights_problem()
+    if problem:
+        return _offline(recipe, options, checkpoint, results_dir, problem, verbose)
     available = available_splits(root, spec)
     if eval_split not in available:
         raise ParameterError(f"eval_split={eval_split!r} is not a split of {root}: use one of {available}.")
@@ -210,6 +249,26 @@ def check_params(*, recipe: str = "reference", overrides=None, data_root=None, d
     return cfg
 
 
+def _offline(recipe, options, checkpoint, results_dir, why: str, verbose: bool) -> NotebookConfig:
+    """The config of a run whose recipe cannot run here (`why`): no dataset, no training; the
+    checkpoint (by default the shipped `OFFLINE_MODEL`) is shown on the street photos."""
+    if checkpoint is None:  # the shipped model, with its own recipe's classes, colours and captions
+        checkpoint = model_file(OFFLINE_MODEL)
+        shipped_recipe = model_card(OFFLINE_MODEL)["parameters"]["recipe"]
+        options = recipes.recipe(shipped_recipe, precision=recipes.value(options, "precision"))
+    results_dir = Path(results_dir)
+    results_dir = results_dir / OFFLINE_RESULTS if str(results_dir) == DEFAULT_RESULTS else results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    cfg = NotebookConfig(
+        recipe=recipe, options=options, data_root=None, quick=False, checkpoint=checkpoint, results_dir=results_dir,
+        run_dir=None, download=False, eval_split=get_spec(recipes.value(options, "dataset")).eval_split, steps=None,
+        smoke_test=False, encoder=encoder_label(None, checkpoint), offline=why.rstrip("."),
+    )  # fmt: skip
+    if verbose:
+        print(cfg.describe())
+    return cfg
+
+
 def _checked(options: dict) -> dict:
     """The checks of the functions the options go to, run before anything else; returns
     the options with sizes and scales normalised and the encoder weights resolved."""
@@ -236,12 +295,20 @@ def _checked(options: dict) -> dict:
     return out
 
 
-def _checkpoint(checkpoint) -> Path | None:
+def _checkpoint(checkpoint, dataset: str) -> Path | None:
+    """The checkpoint's file: a ``.keras`` path or a shipped model's name (trained on `dataset`)."""
     if checkpoint is None:
         return None
+    if isinstance(checkpoint, str) and checkpoint in available_models():
+        trained_on = model_card(checkpoint)["dataset"]
+        if trained_on != dataset:
+            raise ValueError(f"checkpoint {checkpoint!r} was trained on {trained_on}, the recipe is for {dataset}: "
+                             f"use a recipe for {trained_on} (recipe={model_card(checkpoint)['parameters']['recipe']!r}).")
+        return model_file(checkpoint)
     path = Path(checkpoint).expanduser() if isinstance(checkpoint, (str, os.PathLike)) else None
     if path is None or path.suffix != ".keras":
-        raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train (or None), got {checkpoint!r}.")
+        raise ValueError(f"checkpoint must be a .keras file saved by fcnseg.train, a shipped model "
+                         f"({', '.join(available_models())}) or None, got {checkpoint!r}.")
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist (leave checkpoint=None to train).")
     return path

@@ -20,6 +20,7 @@ import numpy as np
 from fcnseg.datasets import SAMPLE_ROOT, VOID, Sample, available_splits, get_spec, load_mask, read_split
 from fcnseg.files import portable_path, write_json
 from fcnseg.locate import data_problem
+from fcnseg.pretrained import shipped_name, street_images
 
 # The images the reference notebook ran its inference cell on (VOC 2007 trainval JPEGs;
 # they have no segmentation mask).
@@ -67,12 +68,13 @@ def encoder_label(weights, checkpoint=None) -> str:
     """
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
+        name = shipped_name(checkpoint) or checkpoint.name
         try:
             record = json.loads((checkpoint.parent / "metrics.json").read_text())
-            used = record["parameters"]["backbone_weights"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
-        return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
+            used = record.get("encoder_weights") or encoder_label(record["parameters"]["backbone_weights"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return f"as trained in checkpoint {name} (initial encoder weights not recorded)"
+        return f"{used}, then trained (checkpoint {name})"
     if weights == "imagenet":
         return "ImageNet (Keras VGG16)"
     if weights is None:
@@ -116,8 +118,10 @@ def inference_images(cfg, count: int = 3):
     The reference notebook's own images (VOC 2007 ``000347``, ``001707``,
     ``001950``; trainval JPEGs without masks) when they are in the VOC
     folder; otherwise the first `count` images of the test split (VOC, CamVid)
-    or, failing that, of the evaluation split.
+    or, failing that, of the evaluation split. Offline (no dataset), the bundled street photos.
     """
+    if not cfg.has_data:
+        return [(p.stem, p) for p in street_images()], "the bundled street photos (fcnseg/sample/street)"
     root = Path(cfg.data_root)
     if cfg.dataset == "voc2007":
         paths = [(i, root / "JPEGImages" / f"{i}.jpg") for i in REFERENCE_INFERENCE_IDS]
