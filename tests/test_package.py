@@ -5,6 +5,7 @@ TensorFlow, fcnseg-predict on real images, and results files that hold no machin
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -128,7 +129,11 @@ def test_train_cli_refuses_an_unknown_option_or_recipe_without_tensorflow():
 def test_a_wheel_carries_the_shipped_model_and_photos_and_loads_them_outside_the_checkout(tmp_path):
     """``pip install .`` (a wheel, not the editable checkout): ``load_fcn("camvid-fcn8s")`` from the
     installed package's own files segments a bundled street photo at its size."""
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copyfile(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert built.returncode == 0, built.stderr
     [wheel] = tmp_path.glob("fcnseg-*.whl")
