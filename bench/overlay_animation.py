@@ -8,9 +8,9 @@ as `fcnseg.video.segment_video` predicts a video (`segment_frames`, at ``--preci
 overlaid with CamVid's colours, shrunk to ``--width`` pixels and labelled with ``--label``
 (default: the model file's name). A file over ``--max-mib`` is not written.
 
-    CAMVID_ROOT=../shared/camvid python bench/overlay_animation.py models/camvid-fcn8s.keras
+    CAMVID_ROOT=../shared/camvid python bench/overlay_animation.py runs/camvid_fcn8s/best.keras
     CAMVID_ROOT=../shared/camvid python bench/overlay_animation.py runs/camvid_fcn8s/best.keras \\
-        --label "FCN-8s, best model at hand (not the shipped one)" --frames 24 --width 320
+        --label "FCN-8s, camvid recipe, stage 1" --sequence 0001TP --frames 24 --width 320
 """
 
 from __future__ import annotations

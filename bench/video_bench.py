@@ -20,7 +20,7 @@ random-weight FCN-8s with 11 classes. Prints one JSON line per figure to stdout:
 
 Run it on an idle CPU (a training run beside it halves every figure):
 
-    CAMVID_ROOT=../shared/camvid python bench/video_bench.py --model models/camvid-fcn8s.keras \\
+    CAMVID_ROOT=../shared/camvid python bench/video_bench.py --model runs/camvid_fcn8s/best.keras \\
         > results/video_bench_cpu.jsonl
     python bench/video_bench.py --tiny           # smoke test: 4 frames at 96x128, a small model
 """
