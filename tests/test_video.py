@@ -122,7 +122,7 @@ def test_lossless_mask_video_and_test_time_options(model, clip, tmp_path):
 def test_cli_segments_videos_and_images_skips_bad_ones_and_keeps_outputs(model_file, clip, frames, tmp_path, capsys):
     folder = tmp_path / "inputs"
     folder.mkdir()
-    (folder / "drive.mp4").symlink_to(clip)
+    (folder / "day.1.mp4").symlink_to(clip)  # a dot in the name: masks/day.1/ is still a folder
     Image.fromarray(frames[0]).save(folder / "still.png")
     (folder / "broken.mp4").write_bytes(clip.read_bytes()[:300])
     (folder / "notes.mkv").write_text("not a video")
@@ -139,19 +139,19 @@ def test_cli_segments_videos_and_images_skips_bad_ones_and_keeps_outputs(model_f
     assert any("empty.avi" in e and "has no frames" in e for e in errors)
     assert "5 file(s) written, 0 kept (exist; --overwrite replaces them), 3 input(s) failed" in printed.out
     # Images as before; the video at the policy `auto` picks, as --precision's default says.
-    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.parent.name != "drive"} == {
-        "masks/still.png", "colored/still.png", "overlays/still.png", "overlays/drive.mp4"}
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.parent.name != "day.1"} == {
+        "masks/still.png", "colored/still.png", "overlays/still.png", "overlays/day.1.mp4"}
     inputs, _ = decode(clip)
     auto = load_fcn(model_file, precision="auto")
     for k, frame in enumerate(inputs):
-        np.testing.assert_array_equal(np.asarray(Image.open(out / f"masks/drive/{k:06d}.png")), predict_mask(auto, frame))
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"masks/day.1/{k:06d}.png")), predict_mask(auto, frame))
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
 
-    video = out / "overlays/drive.mp4"
+    video = out / "overlays/day.1.mp4"
     before = video.stat().st_mtime_ns
-    assert main_predict([str(model_file), str(clip), "--out", str(out), "--quiet"]) == 0
+    assert main_predict([str(model_file), str(folder / "day.1.mp4"), "--out", str(out), "--quiet"]) == 0
     assert "0 file(s) written, 1 kept" in capsys.readouterr().out and video.stat().st_mtime_ns == before
-    assert main_predict([str(model_file), str(clip), "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert main_predict([str(model_file), str(folder / "day.1.mp4"), "--out", str(out), "--quiet", "--overwrite"]) == 0
     assert "1 file(s) written, 0 kept" in capsys.readouterr().out and video.stat().st_mtime_ns != before
 
 

@@ -33,8 +33,9 @@ from fcnseg.predict import predict_masks
 from fcnseg.viz import colorize, overlay
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm")
-# MPEG-4 Part 2 plays nearly everywhere and every OpenCV build writes it; FFV1 is lossless.
-CODECS = {".mp4": "mp4v", ".mkv": "FFV1"}
+# Each output's file-name ending and OpenCV FourCC, by kind (and the masks' by format); "png" is a
+# folder of PNG frames. MPEG-4 Part 2 plays nearly everywhere and OpenCV's FFmpeg writes it; FFV1 is lossless.
+FORMATS = {"overlays": (".mp4", "mp4v"), "colored": (".mp4", "mp4v"), "png": ("", "png"), "mkv": (".mkv", "FFV1")}
 DEFAULT_FPS = 25.0  # for a video whose frame rate OpenCV cannot tell
 
 
@@ -102,10 +103,14 @@ def video_targets(out_dir, path, outputs=("overlays",), mask_format: str = "png"
     >>> video_targets("out", "clips/drive.avi", ("overlays", "masks"))
     {'overlays': PosixPath('out/overlays/drive.mp4'), 'masks': PosixPath('out/masks/drive')}
     """
-    one_of("mask_format", mask_format, MASK_FORMATS)
     out_dir, stem = Path(out_dir), Path(path).stem
-    names = {"overlays": f"{stem}.mp4", "colored": f"{stem}.mp4", "masks": stem if mask_format == "png" else f"{stem}.mkv"}
-    return {kind: out_dir / kind / names[one_of("video output", kind, VIDEO_OUTPUTS)] for kind in outputs}
+    return {kind: out_dir / kind / (stem + _format(kind, mask_format)[0]) for kind in outputs}
+
+
+def _format(kind: str, mask_format: str) -> tuple[str, str]:
+    """The file-name ending and FourCC of output `kind` (see `FORMATS`)."""
+    one_of("video output", kind, VIDEO_OUTPUTS)
+    return FORMATS[one_of("mask_format", mask_format, MASK_FORMATS) if kind == "masks" else kind]
 
 
 def segment_video(
@@ -159,7 +164,8 @@ def segment_video(
         "masks": lambda frame, mask: mask,
     }
     with open_video(path) as (info, frames), contextlib.ExitStack() as stack:
-        writers = {kind: frame_writer(stack, target, info, color=kind != "masks") for kind, target in todo.items()}
+        writers = {kind: frame_writer(stack, target, info, codec=_format(kind, mask_format)[1], color=kind != "masks")
+                   for kind, target in todo.items()}  # fmt: skip
         bar = keras.utils.Progbar(info.frame_count, unit_name="frame", stateful_metrics=["fps"]) if progress else None
         started = time.perf_counter()
         for frame, mask in segment_frames(model, frames, batch_size=batch_size, input_size=input_size, scales=scales,
@@ -176,17 +182,24 @@ def segment_video(
     return report
 
 
-def frame_writer(stack: contextlib.ExitStack, target: Path, info: VideoInfo, *, color: bool = True):
+def frame_writer(stack: contextlib.ExitStack, target: Path, info: VideoInfo, *, codec: str = "mp4v",
+                 color: bool = True):  # fmt: skip
     """A function that appends one picture (RGB, or with ``color=False`` class ids) to `target`: a
-    video for a name with a suffix (`CODECS`), else a folder of numbered PNGs. `target` appears, complete, when
-    `stack` closes without an error; until then the frames go to a temporary name beside it."""
-    if not target.suffix:
+    video in OpenCV's FourCC `codec`, or with ``codec="png"`` a folder of numbered PNGs. `target`
+    appears, complete, when `stack` closes without an error; until then the frames go to a
+    temporary name beside it.
+
+    >>> with contextlib.ExitStack() as stack:                                          # doctest: +SKIP
+    ...     write = frame_writer(stack, Path("overlays.mp4"), VideoInfo(30.0, (360, 480), None))
+    ...     for picture in pictures:
+    ...         write(picture)
+    """
+    if codec == "png":
         folder = stack.enter_context(atomic_dir(target))
         folder.mkdir()
         numbers = itertools.count()
         return lambda picture: _write_png(folder / f"{next(numbers):06d}.png", picture)
     tmp = stack.enter_context(atomic_path(target))
-    codec = CODECS[target.suffix]
     height, width = info.size
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*codec), info.fps, (width, height),
                              isColor=color)  # fmt: skip
