@@ -255,7 +255,7 @@ def main_predict(argv=None) -> int:
     args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be 1 or more, got {args.batch_size}")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # an unreadable video's one line comes from here
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
     from fcnseg.fcn import load_fcn
     from fcnseg.segment import segment_files
