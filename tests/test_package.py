@@ -218,16 +218,17 @@ def assert_outputs(out, photo, mask, alpha):
 
 
 def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path,
-                                                                                  script, capsys):  # fmt: skip
+                                                                                  script, capsys, told_precision):  # fmt: skip
     out = tmp_path / "out"
-    options = ["--input-size", "90", "120", "--scales", "1", "1.5", "--flip", "--alpha", "0.3", "--dataset", "camvid"]
+    options = ["--input-size", "90", "120", "--scales", "1", "1.5", "--flip", "--alpha", "0.3", "--dataset", "camvid",
+               *(["--precision", told_precision["precision"]] if told_precision else [])]  # fmt: skip
     done = subprocess.run([script("fcnseg-predict"), str(small_model_file), str(photos), "--out", str(out), *options,
                            "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1, done.stderr  # one input failed
     assert "broken.jpg" in done.stderr and "Cannot decode" in done.stderr
     good = sorted(p for p in photos.iterdir() if p.name != "broken.jpg")
     assert len(good) == 3
-    model = fcnseg.load_fcn(small_model_file)
+    model = fcnseg.load_fcn(small_model_file, precision="auto")  # as fcnseg-predict runs it
     for photo in good:
         width, height = Image.open(photo).size
         mask = read_png(out / "masks" / f"{photo.stem}.png")
