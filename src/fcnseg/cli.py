@@ -31,6 +31,7 @@ from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
 ROOT_HELP = "dataset folder (default: VOC_ROOT / CAMVID_ROOT / data/)"
+MODEL_HELP = "a saved model (.keras, e.g. a run's best.keras) or a shipped model's name (e.g. camvid-fcn8s)"
 # Former names of ``fcnseg-train`` options.
 ALIASES = {"lr": "learning_rate", "jit": "jit_compile"}
 
@@ -198,7 +199,7 @@ def main_train(argv=None) -> int:
 def run_evaluate(argv=None) -> dict:
     """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
     p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS), help="default: voc2007")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
@@ -234,7 +235,7 @@ def main_predict(argv=None) -> int:
     p = _parser("fcnseg-predict", "Segment image and video files with a trained model: per image, a class-index "
                 "mask, a colour mask and an overlay, each at the image's own size; per video, an overlay video "
                 "at its size and frame rate (and on request the class ids and colour masks).")  # fmt: skip
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image or video (mp4, avi, mkv, mov, ...) files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder (gets masks/, colored/, overlays/)")
@@ -281,7 +282,7 @@ def main_predict(argv=None) -> int:
 def main_export(argv=None) -> int:
     """``fcnseg-export MODEL.keras --format onnx --out fcn8s.onnx``."""
     p = _parser("fcnseg-export", "Export a trained FCN for serving without this project: SavedModel, ONNX or LiteRT.")
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True,
                    help="output: a folder for tf_saved_model, a .onnx file, a .tflite file for litert")
