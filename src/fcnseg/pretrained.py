@@ -81,12 +81,12 @@ def street_images() -> list[Path]:
 
 
 
-def save_pretrained(run_dir, folder, *, card: dict, scores: dict | None = None) -> Path:
+def save_pretrained(run_dir, folder, *, card: dict) -> Path:
     """Package the best model of training run `run_dir` as a folder like the shipped ones.
 
     Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
-    ``folder/metrics.json`` (the run's record with `card` added, and `scores`,
-    e.g. of the float16 model, replacing the run's) and ``folder/history.csv``.
+    ``folder/metrics.json`` (the run's record with `card` added: what the model
+    expects, where it comes from) and ``folder/history.csv``.
     `load_fcn(folder / "model.keras")` loads the result; under `MODELS_DIR`, by its name.
 
     >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
@@ -98,6 +98,6 @@ def save_pretrained(run_dir, folder, *, card: dict, scores: dict | None = None) 
     folder.mkdir(parents=True, exist_ok=True)
     save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
     record = json.loads((run_dir / "metrics.json").read_text())
-    write_json(folder / "metrics.json", {**record, **(scores or {}), "card": card})
+    write_json(folder / "metrics.json", {**record, "card": card})
     shutil.copyfile(run_dir / "history.csv", folder / "history.csv")
     return folder
