@@ -29,6 +29,7 @@ from fcnseg import download, examples, runner, scoreboard
 from fcnseg.options import ParameterError
 from fcnseg.runner import plan_run
 from fcnseg.datasets import read_split
+from fcnseg.pretrained import model_file, street_images
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "semantic_segmentation_fcn32.ipynb"
@@ -148,7 +149,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"results_dir": None}, "results_dir must be a folder path"),
         ({"data_root": 3}, "data_root must be a folder path or None"),
         ({"checkpoint": "missing/best.keras"}, "checkpoint missing/best.keras does not exist"),
-        ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file"),
+        ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file saved by fcnseg.train, a shipped model"),
         ({"overrides": {"backbone_weights": "missing_vgg16.h5"}}, "VGG16 weight file not found: missing_vgg16.h5"),
         ({"overrides": {"backbone_weights": 5}}, "backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path"),
     ],
@@ -231,10 +232,22 @@ def test_incomplete_voc_falls_back_to_the_sample(fake_voc, tmp_path, capsys):
     assert "JPEGImages/001763.jpg" in capsys.readouterr().out
 
 
-def test_missing_voc_without_download_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Set VOC_ROOT") as info:
-        quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path)
-    assert "download=True" in str(info.value) and "quick=True" in str(info.value)
+def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_model(tmp_path, capsys):
+    cfg = quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path, verbose=True)
+    assert "Set VOC_ROOT" in cfg.offline and "download=True" in cfg.offline
+    assert not cfg.has_data and cfg.checkpoint == model_file(runner.OFFLINE_MODEL) and cfg.dataset == "camvid"
+    [line] = capsys.readouterr().out.splitlines()  # one line says why and what runs instead
+    assert line.startswith("offline: PASCAL VOC 2007 not found") and "camvid-fcn8s" in line
+    items, source = examples.inference_images(cfg)
+    assert [path for _, path in items] == street_images() and "street" in source
+
+
+def test_offline_figures_go_to_results_street_and_a_given_checkpoint_is_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAMVID_ROOT", str(tmp_path / "camvid"))
+    cfg = quiet(recipe="camvid", checkpoint="camvid-fcn8s")
+    assert cfg.results_dir == Path("results") / "street" and cfg.checkpoint_name == "camvid-fcn8s"
+    assert "Set CAMVID_ROOT" in cfg.offline and cfg.run_dir is None and not cfg.has_data
 
 
 def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
@@ -253,16 +266,27 @@ def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
     assert cfg.data_root == wanted.resolve() and not cfg.smoke_test
 
 
-def test_failed_download_falls_back_to_the_sample_loudly(tmp_path, monkeypatch, capsys):
+def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch):
     def offline(root, *, splits):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(download, "download_voc2007", offline)
-    cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == SAMPLE.resolve() and cfg.smoke_test and not cfg.quick
-    assert cfg.options.batch_size == 1 and cfg.options.epochs == 10
-    out = capsys.readouterr().out
-    assert "SMOKE TEST ON ONE IMAGE" in out and "the download failed: no network" in out
+    cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path)
+    assert "the download failed: no network" in cfg.offline and cfg.data_root is None and not cfg.smoke_test
+    assert cfg.checkpoint_name == "camvid-fcn8s"
+
+
+def test_imagenet_weights_that_cannot_be_had_go_offline(tmp_path, monkeypatch):
+    monkeypatch.delenv("FCN_BACKBONE_WEIGHTS", raising=False)
+    monkeypatch.setattr(runner, "imagenet_weights_problem", lambda: "the ImageNet VGG16 weights ... (no network)")
+    cfg = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False)
+    assert cfg.offline.endswith("(no network)") and not cfg.has_data
+    assert quiet(data_root=SAMPLE, results_dir=tmp_path).offline is None  # random encoder: nothing to fetch
+
+
+def test_a_shipped_checkpoint_needs_its_dataset(tmp_path):
+    with pytest.raises(ParameterError, match="'camvid-fcn8s' was trained on camvid.*recipe='camvid'"):
+        quiet(data_root=SAMPLE, checkpoint="camvid-fcn8s", results_dir=tmp_path)
 
 
 def test_missing_camvid_asks_for_camvid_root(tmp_path, monkeypatch):
@@ -374,3 +398,20 @@ def test_notebook_stops_at_once_on_a_bad_parameter(tmp_path):
     failed = [c for c in code_cells(executed) if c.execution_count == error.exec_count]
     assert "plan_run(" in failed[0].source  # the cell right after the parameters
     assert not (tmp_path / "results").exists()
+
+
+def test_notebook_runs_offline_on_the_shipped_model(tmp_path, monkeypatch):
+    """No dataset, no encoder weights, no download: one line says so, and the shipped model
+    segments the bundled street photos; nothing is trained or scored."""
+    for name in ("VOC_ROOT", "CAMVID_ROOT", "FCN_BACKBONE_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights either
+    results = tmp_path / "results"
+    out = run_notebook(tmp_path, download=False, results_dir=str(results))
+
+    printed = "".join(o.get("text", "") for c in code_cells(nbformat.read(out, as_version=4)) for o in c.get("outputs", []))
+    [line] = [line for line in printed.splitlines() if line.startswith("offline:")]
+    assert "PASCAL VOC 2007 not found" in line and "camvid-fcn8s" in line and "street photos" in line
+    assert sorted(p.name for p in results.iterdir()) == ["sem_seg_inf.png", "training_curves.png"]
+    with Image.open(results / "sem_seg_inf.png") as figure:
+        assert min(figure.size) > 400

@@ -5,9 +5,11 @@ TensorFlow, fcnseg-predict on real images, and results files that hold no machin
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +154,36 @@ def test_a_command_line_error_is_one_line_without_a_traceback(tmp_path, capsys):
         main_train([*argv, "--debug"])
 
 
+def test_a_wheel_carries_the_shipped_model_and_photos_and_loads_them_outside_the_checkout(tmp_path):
+    """``pip install .`` (a wheel, not the editable checkout): ``load_fcn("camvid-fcn8s")`` from the
+    installed package's own files segments a bundled street photo at its size."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copyfile(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("fcnseg-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("models/camvid-fcn8s/model.keras", "models/camvid-fcn8s/metrics.json",
+                 "models/camvid-fcn8s/README.md", "sample/street/LICENSE", "sample/street/solidWhiteCurve.jpg"):
+        assert f"fcnseg/{name}" in names, name
+    site = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
+                                str(wheel)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    code = ("import fcnseg; from fcnseg.pretrained import street_images\n"
+            "mask = fcnseg.predict_mask(fcnseg.load_fcn('camvid-fcn8s'), street_images()[0])\n"
+            "print(fcnseg.__file__, mask.shape)")
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    path, shape = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert Path(path).is_relative_to(site) and shape == "(540, 960)"
+
+
 def test_console_scripts_are_found_off_path(script, monkeypatch):
     monkeypatch.setenv("PATH", os.devnull)  # a PATH without the scripts: a virtual environment not activated
     for name in SCRIPTS:
@@ -214,16 +246,17 @@ def assert_outputs(out, photo, mask, alpha):
 
 
 def test_predict_cli_writes_every_output_at_each_images_size_and_skips_bad_files(small_model_file, photos, tmp_path,
-                                                                                  script, capsys):  # fmt: skip
+                                                                                  script, capsys, told_precision):  # fmt: skip
     out = tmp_path / "out"
-    options = ["--input-size", "90", "120", "--scales", "1", "1.5", "--flip", "--alpha", "0.3", "--dataset", "camvid"]
+    options = ["--input-size", "90", "120", "--scales", "1", "1.5", "--flip", "--alpha", "0.3", "--dataset", "camvid",
+               *(["--precision", told_precision["precision"]] if told_precision else [])]  # fmt: skip
     done = subprocess.run([script("fcnseg-predict"), str(small_model_file), str(photos), "--out", str(out), *options,
                            "--quiet"], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 1, done.stderr  # one input failed
     assert "broken.jpg" in done.stderr and "Cannot decode" in done.stderr
     good = sorted(p for p in photos.iterdir() if p.name != "broken.jpg")
     assert len(good) == 3
-    model = fcnseg.load_fcn(small_model_file)
+    model = fcnseg.load_fcn(small_model_file, precision="auto")  # as fcnseg-predict runs it
     for photo in good:
         width, height = Image.open(photo).size
         mask = read_png(out / "masks" / f"{photo.stem}.png")

@@ -2,8 +2,8 @@
 
 Datasets (PASCAL VOC 2007, CamVid, your own folders), tf.data pipelines,
 FCN-32s/16s/8s on a VGG16 encoder, named training recipes, training,
-evaluation and prediction at each image's own resolution, export, and
-mask-overlay plots, importable from any notebook once the package is installed
+evaluation and prediction at each image's own resolution, overlay videos,
+export, and mask-overlay plots, importable from any notebook once the package is installed
 (``pip install -e .`` in the checkout):
 
 >>> from fcnseg import build_fcn, predict_mask, overlay, SAMPLE_ROOT
@@ -19,11 +19,12 @@ lines in a notebook.
 
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.precision`, `fcnseg.training`, `fcnseg.evaluation`,
-`fcnseg.predict`, `fcnseg.segment`, `fcnseg.export`, `fcnseg.viz`,
+`fcnseg.predict`, `fcnseg.segment`, `fcnseg.video`, `fcnseg.export`, `fcnseg.viz`,
 `fcnseg.plots`, `fcnseg.download`, `fcnseg.options` (every option of a run),
 `fcnseg.recipes`, `fcnseg.runner` (one run from options to scores, for the
 notebook and ``fcnseg-train``), `fcnseg.record` (``metrics.json``), `fcnseg.scoreboard`
-(the score table), `fcnseg.examples` (the images the notebook shows), `fcnseg.cli`
+(the score table), `fcnseg.examples` (the images the notebook shows), `fcnseg.pretrained` (the shipped
+models), `fcnseg.cli`
 (the command lines).
 """
 
@@ -47,6 +48,7 @@ _HOMES = {
     "recipes": ("RECIPES", "recipe"),
     "runner": ("RunPlan", "plan_run", "run"),
     "segment": ("segment_files",),
+    "video": ("segment_video",),
     "training": ("train",),
     "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
     "plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),

@@ -30,6 +30,8 @@ STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.distri
 CLASS_WEIGHTINGS = ("median", "sqrt_median")  # computed from the training split's pixels
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
+VIDEO_OUTPUTS = ("overlays", "colored", "masks")  # what `fcnseg.video.segment_video` writes per video
+MASK_FORMATS = ("png", "mkv")  # its class ids: a PNG per frame, or one lossless video
 
 
 def one_of(name: str, value, allowed):

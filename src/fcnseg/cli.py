@@ -9,7 +9,7 @@ and exit status 1; ``--debug`` shows the traceback instead.
     fcnseg-train --recipe camvid --out runs/camvid_fcn8s            # the best CamVid recipe
     fcnseg-train --recipe camvid --epochs 40 --fc-units 4096        # any single value changed
     fcnseg-evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --scales 1 1.25 --flip
-    fcnseg-predict runs/camvid_fcn8s/best.keras photos/ --out segmented
+    fcnseg-predict runs/camvid_fcn8s/best.keras photos/ drive.mp4 --out segmented
     fcnseg-export runs/camvid_fcn8s/best.keras --format onnx --out fcn8s.onnx
     fcnseg-download --root data
 
@@ -21,14 +21,16 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 
 from fcnseg import options, recipes
-from fcnseg.checks import EXPORT_FORMATS, QUANTIZATIONS, STRATEGIES
+from fcnseg.checks import EXPORT_FORMATS, MASK_FORMATS, PRECISIONS, QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
 ROOT_HELP = "dataset folder (default: VOC_ROOT / VOC2012_ROOT / CAMVID_ROOT, else data/)"
+MODEL_HELP = "a saved model (.keras, e.g. a run's best.keras) or a shipped model's name (e.g. camvid-fcn8s)"
 # A user's error: a missing or bad file or folder, a value that cannot work, a failed download,
 # training that diverged, a package to install. Anything else is a bug and shows its traceback.
 USER_ERRORS = (OSError, ValueError, ArithmeticError, ImportError)
@@ -54,6 +56,12 @@ def reporting_errors(main):
 def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the model."""
     options.add_flags(p, options.TEST_TIME)
+
+
+def add_precision_flag(p: argparse.ArgumentParser) -> None:
+    """``--precision``: the policy a loaded model runs at (`fcnseg.fcn.load_fcn`), whatever it was saved with."""
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="run the model at this dtype policy; auto: the fastest for this computer (default: auto)")
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
@@ -136,12 +144,13 @@ def main_train(argv=None) -> int:
 def run_evaluate(argv=None) -> dict:
     """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
     p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS),
                    help=f"default: {options.Options.dataset}")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_test_time_flags(p)
+    add_precision_flag(p)
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
     args = p.parse_args(argv)
     _start_tensorflow()
@@ -150,7 +159,7 @@ def run_evaluate(argv=None) -> dict:
     from fcnseg.files import write_json
 
     given = {k: getattr(args, k) for k in ("dataset", "split") if hasattr(args, k)}
-    scores = evaluate(load_fcn(args.model), args.root, **given, **_test_time(args))
+    scores = evaluate(load_fcn(args.model, precision=args.precision), args.root, **given, **_test_time(args))
     scores = {"model": portable_path(args.model), "root": portable_path(args.root), **_test_time(args), **scores}
     if args.out:
         write_json(args.out, scores)
@@ -169,26 +178,46 @@ def main_evaluate(argv=None) -> int:
 
 @reporting_errors
 def main_predict(argv=None) -> int:
-    """``fcnseg-predict MODEL.keras IMAGE_OR_FOLDER... --out DIR``; exit 1 if any image failed."""
-    p = _parser("fcnseg-predict", "Segment image files with a trained model: per image, a class-index mask, "
-                "a colour mask and an overlay, each at the image's own size.")  # fmt: skip
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files, folders or glob patterns")
+    """``fcnseg-predict MODEL.keras IMAGE_VIDEO_OR_FOLDER... --out DIR``; exit 1 if any input
+    failed, 130 when interrupted (nothing half-written is left)."""
+    p = _parser("fcnseg-predict", "Segment image and video files with a trained model: per image, a class-index "
+                "mask, a colour mask and an overlay, each at the image's own size; per video, an overlay video "
+                "at its size and frame rate (and on request the class ids and colour masks).")  # fmt: skip
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video (mp4, avi, mkv, mov, ...) files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder (gets masks/, colored/, overlays/)")
     p.add_argument("--dataset", default=None, choices=tuple(DATASETS),
                    help="colours of this dataset (default: the one with the model's number of classes)")
     add_test_time_flags(p)
+    add_precision_flag(p)
     p.add_argument("--alpha", type=float, default=argparse.SUPPRESS, help="overlay opacity (default: 0.5)")
+    p.add_argument("--video-outputs", nargs="+", default=["overlays"], choices=VIDEO_OUTPUTS,
+                   help="what to write per video: overlays/NAME.mp4, colored/NAME.mp4 (colour masks), masks/ "
+                        "(class ids, see --mask-format) (default: overlays)")
+    p.add_argument("--mask-format", default="png", choices=MASK_FORMATS,
+                   help="video class ids as masks/NAME/000000.png, ... (png) or one lossless masks/NAME.mkv "
+                        "(default: png)")
+    p.add_argument("--batch-size", type=int, default=8, help="video frames per model call (default: 8)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be 1 or more, got {args.batch_size}")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
     from fcnseg.fcn import load_fcn
     from fcnseg.segment import segment_files
 
     alpha = {"alpha": args.alpha} if hasattr(args, "alpha") else {}
-    report = segment_files(load_fcn(args.model), args.inputs, args.out, dataset=args.dataset, overwrite=args.overwrite,
-                           progress=not args.quiet, **alpha, **_test_time(args))  # fmt: skip
+    try:
+        report = segment_files(load_fcn(args.model, precision=args.precision), args.inputs, args.out,
+                               dataset=args.dataset, video_outputs=args.video_outputs, mask_format=args.mask_format,
+                               batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
+                               **alpha, **_test_time(args))  # fmt: skip
+    except KeyboardInterrupt:
+        print("\ninterrupted: the outputs being written were removed, the finished ones kept", file=sys.stderr)
+        return 130
     failed = report["failed"]
     print(f"{len(report['written'])} file(s) written, {len(report['kept'])} kept (exist; --overwrite replaces "
           f"them), {len(failed)} input(s) failed{': ' + ', '.join(failed) if failed else ''}")  # fmt: skip
@@ -202,7 +231,7 @@ def main_predict(argv=None) -> int:
 def main_export(argv=None) -> int:
     """``fcnseg-export MODEL.keras --format onnx --out fcn8s.onnx``."""
     p = _parser("fcnseg-export", "Export a trained FCN for serving without this project: SavedModel, ONNX or LiteRT.")
-    p.add_argument("model", help="a saved model (.keras), e.g. a run's best.keras")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", required=True,
                    help="output: a folder for tf_saved_model, a .onnx file, a .tflite file for litert")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.datasets import VOID, Sample, available_splits, data_problem, get_spec, load_mask, read_split
+from fcnseg.pretrained import street_images
 
 # The images the reference notebook ran its inference cell on (VOC 2007 trainval JPEGs;
 # they have no segmentation mask).
@@ -52,8 +53,10 @@ def inference_images(cfg, count: int = 3):
     The reference notebook's own images (VOC 2007 ``000347``, ``001707``,
     ``001950``; trainval JPEGs without masks) when they are in the VOC
     folder; otherwise the first `count` images of the test split (VOC, CamVid)
-    or, failing that, of the evaluation split.
+    or, failing that, of the evaluation split. Offline (no dataset), the bundled street photos.
     """
+    if not cfg.has_data:
+        return [(p.stem, p) for p in street_images()], "the bundled street photos (fcnseg/sample/street)"
     root = Path(cfg.data_root)
     if cfg.dataset == "voc2007":
         paths = [(i, root / "JPEGImages" / f"{i}.jpg") for i in REFERENCE_INFERENCE_IDS]

@@ -29,6 +29,7 @@ from fcnseg.checks import check_architecture, imagenet_or_file, one_of
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
 from fcnseg.precision import resolve_precision
+from fcnseg.pretrained import model_file
 from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
@@ -134,6 +135,20 @@ def resolve_backbone_weights(backbone_weights="imagenet"):
     if backbone_weights is None:
         return None
     return imagenet_or_file(backbone_weights, "FCN_BACKBONE_WEIGHTS", "VGG16 weight file")
+
+
+def imagenet_weights_problem() -> str | None:
+    """None when Keras has the ImageNet VGG16 weights in its cache or can download them; else why not.
+
+    >>> imagenet_weights_problem()  # doctest: +SKIP
+    "the ImageNet VGG16 weights are not in Keras' cache and cannot be downloaded (...)"
+    """
+    try:
+        keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
+    except Exception as e:  # offline: Keras' download error
+        return (f"the ImageNet VGG16 weights are not in Keras' cache and cannot be downloaded ({e}); "
+                "set FCN_BACKBONE_WEIGHTS to a copy of the file")
+    return None
 
 
 def _vgg16(x, backbone_weights):
@@ -294,7 +309,10 @@ def build_fcn(
 
 
 def load_fcn(path, *, precision: str | None = None) -> keras.Model:
-    """Load a model saved with ``model.save("x.keras")``, in Keras' safe mode.
+    """Load a model saved with ``model.save("x.keras")``, or a shipped one by name, in Keras' safe mode.
+
+    `path` is a ``.keras`` file or the name of a model that ships with the
+    package (`fcnseg.pretrained.available_models`, e.g. ``"camvid-fcn8s"``).
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded. The
@@ -309,10 +327,9 @@ def load_fcn(path, *, precision: str | None = None) -> keras.Model:
             a CPU with AVX-512 BF16, and the other way round.
 
     >>> model = load_fcn("runs/camvid_fcn8s/best.keras", precision="auto")  # doctest: +SKIP
+    >>> model = load_fcn("camvid-fcn8s", precision="auto")                   # doctest: +SKIP
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Model file not found: {path}")
+    path = model_file(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as e:

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from fcnseg.files import portable_path, write_json
+from fcnseg.pretrained import shipped_name
 from fcnseg.scoreboard import REFERENCE
 
 PATHS = ("data_root", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
@@ -48,12 +49,13 @@ def encoder_label(weights, checkpoint=None) -> str:
     """The encoder weights in words: ImageNet, random, a file name, or a checkpoint's."""
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
+        name = shipped_name(checkpoint) or checkpoint.name
         try:
             record = json.loads((checkpoint.parent / "metrics.json").read_text())
-            used = record["parameters"]["backbone_weights"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return f"as trained in checkpoint {checkpoint.name} (initial encoder weights not recorded)"
-        return f"{encoder_label(used)}, then trained (checkpoint {checkpoint.name})"
+            used = record.get("encoder_weights") or encoder_label(record["parameters"]["backbone_weights"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return f"as trained in checkpoint {name} (initial encoder weights not recorded)"
+        return f"{used}, then trained (checkpoint {name})"
     if weights == "imagenet":
         return "ImageNet (Keras VGG16)"
     if weights is None:

@@ -6,7 +6,10 @@ bad one), finds the data (`fcnseg.locate.find_data`), and resolves the encoder
 weights, the splits and the encoder's label; the `RunPlan` it returns does each
 step: `RunPlan.datasets`, `~RunPlan.build_model`, `~RunPlan.train`,
 `~RunPlan.evaluate` and `~RunPlan.write_metrics`. The notebook calls them cell
-by cell; `run` calls them in a row.
+by cell; `run` calls them in a row. Where the recipe's data or encoder weights
+cannot be had (offline, nothing downloaded yet), the plan is *offline*: it says
+why in one line and points at a shipped model (`fcnseg.pretrained`), which the
+notebook shows on the bundled street photos.
 
 >>> plan = plan_run(recipe="camvid", overrides={"epochs": 40}, data_root="data/camvid")  # doctest: +SKIP
 >>> metrics = run(recipe="camvid", run_dir="runs/camvid_fcn8s", results_dir="runs/camvid_fcn8s")  # doctest: +SKIP
@@ -26,9 +29,10 @@ from pathlib import Path
 from fcnseg import recipes
 from fcnseg.checks import STRATEGIES, flag, one_of
 from fcnseg.datasets import SAMPLE_ROOT, available_splits, get_spec, read_split
-from fcnseg.fcn import resolve_backbone_weights
+from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
+from fcnseg.pretrained import available_models, model_card, model_file, shipped_name
 from fcnseg.record import encoder_label
 
 DEFAULT_RESULTS = "results"
@@ -36,6 +40,9 @@ DEFAULT_RESULTS = "results"
 QUICK = {"image_size": (64, 64), "input_size": (64, 64), "epochs": 1, "fc_units": 64, "max_images": 4}
 QUICK_STEPS = 2  # batches per epoch
 STANDARD_SPLITS = ("train", "val", "test", "trainval")  # the ones a VOC download can bring
+# What an offline plan shows (on the bundled street photos), and where those figures go.
+OFFLINE_MODEL = "camvid-fcn8s"
+OFFLINE_RESULTS = "street"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,7 @@ class RunPlan:
 
     recipe: str
     options: Options  # the recipe with quick mode and the overrides applied; encoder weights resolved
-    data_root: Path
+    data_root: Path | None  # None offline: no dataset, the checkpoint is shown on the street photos
     quick: bool
     checkpoint: Path | None  # a trained model to score: nothing is trained
     init_from: Path | None  # a trained model to train further
@@ -57,6 +64,17 @@ class RunPlan:
     encoder: str  # the encoder weights in words, for captions and metrics.json
     strategy: str = "none"
     notes: tuple[str, ...] = ()
+    offline: str | None = None  # why the recipe cannot run here (then data_root is None)
+
+    @property
+    def has_data(self) -> bool:
+        """Whether the dataset is here: False offline, where only the checkpoint's predictions are shown."""
+        return self.data_root is not None
+
+    @property
+    def checkpoint_name(self) -> str:
+        """The checkpoint as a user names it: a shipped model's name, else its path."""
+        return "" if self.checkpoint is None else shipped_name(self.checkpoint) or str(self.checkpoint)
 
     @property
     def spec(self):
@@ -161,7 +179,10 @@ class RunPlan:
         return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
 
     def describe(self) -> str:
-        """A few lines saying what this run will do."""
+        """A few lines saying what this run will do (offline: one line, why and what instead)."""
+        if self.offline:
+            return (f"offline: {self.offline}; showing {self.model_name} {self.checkpoint_name} on the bundled "
+                    f"street photos instead (figures in {self.results_dir})")
         o = self.options
         steps = f", {self.steps} step(s) per epoch" if self.steps else ""
         training = f"load {self.checkpoint} (no training)" if self.checkpoint else (
@@ -193,10 +214,17 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
     used; a missing VOC 2007 is downloaded (`download`) or, in quick mode, replaced
     by the one-image sample, whose smoke-test results go to
     ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
-    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file) nothing is
-    trained; with `init_from` training starts from that model. `run_dir` (default:
+    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file, or a
+    shipped model's name such as ``"camvid-fcn8s"``) nothing is trained; with
+    `init_from` training starts from that model. `run_dir` (default:
     `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
     `fcnseg.checks.STRATEGIES`.
+
+    Outside quick mode, when the data cannot be found or downloaded, or the
+    ImageNet encoder weights cannot be had, the plan is *offline*: ``offline``
+    says why, ``data_root`` is None, the checkpoint (by default the shipped
+    `OFFLINE_MODEL`) is what the notebook shows, on the bundled street photos,
+    and the figures go to ``results/street`` when `results_dir` is the default.
 
     >>> plan = plan_run(data_root=SAMPLE_ROOT, quick=True, results_dir="results", verbose=False)
     >>> plan.smoke_test, plan.options.epochs, plan.eval_split
@@ -217,7 +245,8 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
         for name, value in (("data_root", data_root), ("run_dir", run_dir)):
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
-        checkpoint, init_from = _model_file("checkpoint", checkpoint), _model_file("init_from", init_from)
+        dataset = get_spec(options.dataset).name
+        checkpoint, init_from = _model_file("checkpoint", checkpoint, dataset), _model_file("init_from", init_from, dataset)
     except ValueError as e:  # the run's own error type, with the check's message
         raise ParameterError(str(e)) from None
     notes = []
@@ -226,7 +255,18 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
     eval_split = options.eval_split or spec.eval_split
     trained = [] if checkpoint else [options.train_split, options.val_split]
     needed = [s for s in (*trained, eval_split) if s in STANDARD_SPLITS or s in trained]
-    root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
+    try:
+        root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
+    except FileNotFoundError as e:
+        if quick:
+            raise
+        return _offline(recipe, options, checkpoint, results_dir, str(e), verbose)
+    fell_back = root == SAMPLE_ROOT.resolve() and (data_root is None or Path(data_root).expanduser().resolve() != root)
+    problem = why if smoke and fell_back and not quick else None
+    if problem is None and checkpoint is None and not quick and options.backbone_weights == "imagenet":
+        problem = imagenet_weights_problem()
+    if problem:
+        return _offline(recipe, options, checkpoint, results_dir, problem, verbose)
     available = available_splits(root, spec)
     if eval_split not in available:
         raise ParameterError(f"eval_split={eval_split!r} is not a split of {root}: use one of {available}.")
@@ -285,12 +325,39 @@ def run(*, strategy: str = "none", **params) -> dict:
     return plan.write_metrics(plan.evaluate(plan.trained_model()), train_seconds=seconds)
 
 
-def _model_file(name: str, path) -> Path | None:
+def _offline(recipe, options, checkpoint, results_dir, why: str, verbose: bool) -> RunPlan:
+    """The plan of a run whose recipe cannot run here (`why`): no dataset, no training; the
+    checkpoint (by default the shipped `OFFLINE_MODEL`) is shown on the street photos."""
+    if checkpoint is None:  # the shipped model, with its own recipe's classes, colours and captions
+        checkpoint = model_file(OFFLINE_MODEL)
+        options = recipes.recipe(model_card(OFFLINE_MODEL)["parameters"]["recipe"], precision=options.precision)
+    results_dir = Path(results_dir)
+    results_dir = results_dir / OFFLINE_RESULTS if str(results_dir) == DEFAULT_RESULTS else results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
+    plan = RunPlan(
+        recipe=recipe, options=options, data_root=None, quick=False, checkpoint=checkpoint, init_from=None,
+        results_dir=results_dir, run_dir=None, download=False, eval_split=get_spec(options.dataset).eval_split,
+        steps=None, smoke_test=False, encoder=encoder_label(None, checkpoint), offline=why.rstrip("."),
+    )  # fmt: skip
+    if verbose:
+        print(plan.describe())
+    return plan
+
+
+def _model_file(name: str, path, dataset: str) -> Path | None:
+    """The file of a ``.keras`` path or of a shipped model's name (trained on `dataset`)."""
     if path is None:
         return None
+    if isinstance(path, str) and path in available_models():
+        card = model_card(path)
+        if card["dataset"] != dataset:
+            raise ValueError(f"{name} {path!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
+                             f"use a recipe for {card['dataset']} (recipe={card['parameters']['recipe']!r}).")
+        return model_file(path)
     file = Path(path).expanduser() if isinstance(path, (str, os.PathLike)) else None
     if file is None or file.suffix != ".keras":
-        raise ValueError(f"{name} must be a .keras file saved by fcnseg.train (or None), got {path!r}.")
+        raise ValueError(f"{name} must be a .keras file saved by fcnseg.train, a shipped model "
+                         f"({', '.join(available_models())}) or None, got {path!r}.")
     if not file.is_file():
         raise ValueError(f"{name} {file} does not exist (leave {name}=None to train from the encoder).")
     return file

@@ -1,5 +1,6 @@
-"""Segment image files with a trained model: per image, a class-index mask, a
-colour mask and an overlay, each at the image's own size.
+"""Segment image and video files with a trained model: per image, a class-index mask, a
+colour mask and an overlay, each at the image's own size; per video, an overlay video
+(and on request the colour masks and class ids, see `fcnseg.video`).
 
 From a notebook:
 
@@ -11,12 +12,14 @@ From a notebook:
 
 From a shell (folders, files and quoted glob patterns alike):
 
-    fcnseg-predict runs/camvid_fcn8s/best.keras photos/ "more/*.jpg" --out segmented --dataset camvid
+    fcnseg-predict runs/camvid_fcn8s/best.keras photos/ "more/*.jpg" drive.mp4 --out segmented --dataset camvid
 
 For ``photos/street.jpg`` it writes ``segmented/masks/street.png`` (8-bit class
 ids: use it as an annotation or to score), ``segmented/colored/street.png``
-and ``segmented/overlays/street.png``. Files that cannot be read are reported
-by name and skipped; outputs that exist are kept unless ``overwrite=True``.
+and ``segmented/overlays/street.png``, in the orientation its EXIF tag gives (as
+viewers show a phone's photo); for ``drive.mp4``, ``segmented/overlays/drive.mp4``.
+Files that cannot be read are reported by name and skipped; outputs that exist
+are kept unless ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -30,17 +33,20 @@ import numpy as np
 from PIL import Image
 
 from fcnseg.checks import check_scales
-from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, folder_dataset, get_spec
+from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
 from fcnseg.predict import predict_mask, prepare_image
+from fcnseg.video import VIDEO_SUFFIXES, segment_video, video_targets
 from fcnseg.viz import colorize, overlay
 
 OUTPUTS = ("masks", "colored", "overlays")
+SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
 
-def find_images(inputs) -> list[Path]:
-    """Image files named by `inputs`: files as given, folders' images (sorted, recursively), glob patterns.
+def find_inputs(inputs) -> list[Path]:
+    """Files named by `inputs`: files as given, folders' images and videos (sorted,
+    recursively), glob patterns.
 
     A name that is none of these is returned as it is, so that the caller
     reports it as missing along with the unreadable files.
@@ -49,7 +55,7 @@ def find_images(inputs) -> list[Path]:
     for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
         elif not path.exists() and glob.has_magic(str(item)):
             found += sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
         else:
@@ -67,44 +73,54 @@ def segment_files(
     scales=Options.scales,
     flip: bool = Options.flip,
     alpha: float = 0.5,
+    video_outputs=("overlays",),
+    mask_format: str = "png",
+    batch_size: int = 8,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Segment every image in `inputs` and write its mask, colour mask and overlay under `out_dir`.
+    """Segment every image and video in `inputs`: write each image's mask, colour mask and
+    overlay, and each video's `video_outputs`, under `out_dir`.
 
     Args:
-        model: a Keras FCN (e.g. ``load_fcn("best.keras")``).
-        inputs: image files, folders (searched recursively) or glob patterns.
-        out_dir: gets ``masks/``, ``colored/`` and ``overlays/``, one PNG per image named by its stem.
+        model: a Keras FCN (e.g. ``load_fcn("best.keras", precision="auto")``).
+        inputs: image and video files, folders (searched recursively) or glob patterns.
+        out_dir: gets ``masks/``, ``colored/`` and ``overlays/``, one PNG per image named by
+            its stem (and the videos' outputs, see `segment_video`).
         dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`, for the colours; default:
             the built-in dataset with the model's number of classes, else a VOC-style palette.
         input_size, scales, flip: as in `predict_mask` (test-time augmentation).
         alpha: the overlay's opacity.
-        overwrite: replace outputs that exist (default: keep them; an image whose
+        video_outputs, mask_format, batch_size: for videos, as `segment_video`'s
+            ``outputs``, ``mask_format`` and ``batch_size``.
+        overwrite: replace outputs that exist (default: keep them; an input whose
             outputs all exist is not run through the model).
-        progress: show a progress bar.
+        progress: show a progress bar (and one per video, of its frames).
 
     Returns:
         ``{"written": [paths], "kept": [paths], "failed": {input: reason}}``.
     """
-    spec = _colour_spec(model.output_shape[-1], dataset)
-    scales = check_scales(scales)
+    spec = spec_for_classes(model.output_shape[-1], dataset)
+    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip)
+    video_options = dict(outputs=video_outputs, mask_format=mask_format, batch_size=batch_size, alpha=alpha,
+                         overwrite=overwrite, progress=progress, **options)  # fmt: skip
+    video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work
     out_dir = Path(out_dir)
-    images = find_images(inputs)
+    inputs = find_inputs(inputs)
     report = {"written": [], "kept": [], "failed": {}}
     owner: dict[str, Path] = {}
-    bar = keras.utils.Progbar(len(images), unit_name="image") if progress and images else None
-    for i, path in enumerate(images, 1):
-        targets = {kind: out_dir / kind / f"{path.stem}.png" for kind in OUTPUTS}
+    bar = keras.utils.Progbar(len(inputs), unit_name="file") if progress and inputs else None
+    for i, path in enumerate(inputs, 1):
         try:
             if path.stem in owner:
                 raise ValueError(f"its outputs would replace those of {owner[path.stem]} (same file name)")
             owner[path.stem] = path
-            todo = {k: t for k, t in targets.items() if overwrite or not t.exists()}
-            report["kept"] += [t for k, t in targets.items() if k not in todo]
-            if todo:
-                _write(model, path, todo, spec, alpha, dict(input_size=input_size, scales=scales, flip=flip))
-                report["written"] += list(todo.values())
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                done = segment_video(model, path, out_dir, dataset=spec, **video_options)
+            else:
+                done = _segment_image(model, path, out_dir, spec, alpha, overwrite, options)
+            report["written"] += done["written"]
+            report["kept"] += done["kept"]
         except (OSError, ValueError) as e:
             report["failed"][str(path)] = str(e)
             print(f"\nerror: {path}: {e} (skipped)", file=sys.stderr)
@@ -113,29 +129,23 @@ def segment_files(
     return report
 
 
-def _write(model, path: Path, targets: dict, spec, alpha: float, options: dict) -> None:
+def _segment_image(model, path: Path, out_dir: Path, spec, alpha: float, overwrite: bool, options: dict) -> dict:
+    targets = {kind: out_dir / kind / f"{path.stem}.png" for kind in OUTPUTS}
+    todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
+    report = {"written": list(todo.values()), "kept": [t for kind, t in targets.items() if kind not in todo]}
+    if not todo:
+        return report
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
-    image = prepare_image(path)  # RGB uint8; raises ValueError naming an unreadable file
+    image = prepare_image(path)  # RGB uint8, turned as its EXIF tag says; ValueError naming an unreadable file
     mask = predict_mask(model, image, **options)
     pictures = {
         "masks": mask,
         "colored": colorize(mask, spec.colormap),
         "overlays": overlay(image, mask, alpha=alpha, colormap=spec.colormap),
     }
-    for kind, target in targets.items():
+    for kind, target in todo.items():
         with atomic_path(target) as tmp:
             Image.fromarray(np.ascontiguousarray(pictures[kind])).save(tmp, format="PNG")
+    return report
 
-
-def _colour_spec(num_classes: int, dataset):
-    if dataset is not None:
-        spec = get_spec(dataset)
-        if spec.num_classes != num_classes:
-            raise ValueError(f"The model predicts {num_classes} classes but dataset {spec.name!r} has "
-                             f"{spec.num_classes}: pass the dataset it was trained on.")  # fmt: skip
-        return spec
-    for spec in DATASETS.values():
-        if spec.num_classes == num_classes:
-            return spec
-    return folder_dataset([f"class {i}" for i in range(num_classes)])

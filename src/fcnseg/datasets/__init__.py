@@ -14,7 +14,7 @@ reads their files. Void is always **255** after loading.
 
 from fcnseg.datasets.camvid import CAMVID, CAMVID_CLASSES, CAMVID_COLORMAP
 from fcnseg.datasets.catalog import (DATASETS, SAMPLE_ROOT, available_splits, data_problem, default_root, get_spec,
-                                     read_split, resolve_root)  # fmt: skip
+                                     read_split, resolve_root, spec_for_classes)  # fmt: skip
 from fcnseg.datasets.folders import folder_dataset
 from fcnseg.datasets.loading import check_samples, load_image, load_mask, load_sample, to_rgb_uint8
 from fcnseg.datasets.spec import IMAGE_SUFFIXES, VOID, DatasetSpec, Layout, Sample
@@ -22,7 +22,7 @@ from fcnseg.datasets.voc import VOC2007, VOC2012, VOC_CLASSES, VOC_COLORMAP
 
 __all__ = [
     "CAMVID", "CAMVID_CLASSES", "CAMVID_COLORMAP", "DATASETS", "SAMPLE_ROOT", "available_splits", "data_problem",
-    "default_root", "get_spec", "read_split", "resolve_root", "folder_dataset", "check_samples", "load_image",
+    "default_root", "get_spec", "read_split", "resolve_root", "spec_for_classes", "folder_dataset", "check_samples", "load_image",
     "load_mask", "load_sample", "to_rgb_uint8", "IMAGE_SUFFIXES", "VOID", "DatasetSpec", "Layout", "Sample",
     "VOC2007", "VOC2012", "VOC_CLASSES", "VOC_COLORMAP",
 ]  # fmt: skip

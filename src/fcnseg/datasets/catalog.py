@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from fcnseg.datasets.camvid import CAMVID
+from fcnseg.datasets.folders import folder_dataset
 from fcnseg.datasets.spec import DatasetSpec, Sample
 from fcnseg.datasets.voc import VOC2007, VOC2012
 
@@ -32,6 +33,25 @@ def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
             f"Unknown dataset {dataset!r}: use one of {sorted(DATASETS)} "
             "or a DatasetSpec from folder_dataset(...)."
         ) from None
+
+
+def spec_for_classes(num_classes: int, dataset: str | DatasetSpec | None = None) -> DatasetSpec:
+    """The spec whose colours draw a model's `num_classes` classes: `dataset` (checked to have
+    that many), else the built-in dataset with that many, else a VOC-style palette.
+
+    >>> spec_for_classes(11).name
+    'camvid'
+    """
+    if dataset is not None:
+        spec = get_spec(dataset)
+        if spec.num_classes != num_classes:
+            raise ValueError(f"The model predicts {num_classes} classes but dataset {spec.name!r} has "
+                             f"{spec.num_classes}: pass the dataset it was trained on.")  # fmt: skip
+        return spec
+    for spec in DATASETS.values():
+        if spec.num_classes == num_classes:
+            return spec
+    return folder_dataset([f"class {i}" for i in range(num_classes)])
 
 
 def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:

@@ -1,0 +1,103 @@
+"""Models that ship inside the package, found by name, and street photos to try them on.
+
+Each shipped model is a folder of ``fcnseg/models/``: ``model.keras`` (float16
+weights, `fcnseg.fcn.save_fcn`), ``metrics.json`` (the training run's record:
+recipe, encoder, scores, plus what the model expects in ``card``),
+``history.csv`` and ``README.md`` (the model card). Every function that takes
+a model file takes such a name too:
+
+>>> available_models()
+('camvid-fcn8s',)
+>>> model_card("camvid-fcn8s")["classes"][:3]
+['Sky', 'Building', 'Pole']
+>>> model = fcnseg.load_fcn("camvid-fcn8s")                               # doctest: +SKIP
+
+and so do the command lines (``fcnseg-predict camvid-fcn8s photos/ --out seg``)
+and the notebook (``checkpoint="camvid-fcn8s"``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODEL_FILE = "model.keras"
+# Four MIT-licensed highway photos (sample/street/SOURCE.txt): what a shipped model is shown on
+# when no dataset is at hand.
+STREET_SAMPLE = Path(__file__).resolve().parent / "sample" / "street"
+
+
+def available_models() -> tuple[str, ...]:
+    """Names of the models that ship with this installation."""
+    if not MODELS_DIR.is_dir():
+        return ()
+    return tuple(sorted(p.name for p in MODELS_DIR.iterdir() if (p / MODEL_FILE).is_file()))
+
+
+def model_file(model) -> Path:
+    """The ``.keras`` file that `model` names: an existing file as it is, else a shipped model's name.
+
+    `FileNotFoundError` otherwise, naming the shipped models.
+
+    >>> model_file("camvid-fcn8s").name
+    'model.keras'
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    if isinstance(model, str) and model in available_models():
+        return MODELS_DIR / model / MODEL_FILE
+    shipped = ", ".join(available_models()) or "none in this installation"
+    raise FileNotFoundError(f"Model file not found: {path} (a .keras file, or the name of a shipped model: {shipped})")
+
+
+def shipped_name(path) -> str | None:
+    """The name of the shipped model whose file `path` is, else None.
+
+    >>> shipped_name(model_file("camvid-fcn8s")), shipped_name("runs/x/best.keras")
+    ('camvid-fcn8s', None)
+    """
+    path = Path(path).resolve()
+    return path.parent.name if path.parent.parent == MODELS_DIR and path.name == MODEL_FILE else None
+
+
+def model_card(name: str) -> dict:
+    """What shipped model `name` expects and how it was made: its ``metrics.json`` (the training
+    record: ``parameters``, ``encoder_weights``, the test scores) with its ``card`` (``classes``,
+    ``colormap``, ``dataset``, ``input``, ``licence``, ...) merged in."""
+    record = json.loads((model_file(name).parent / "metrics.json").read_text())
+    return {**{k: v for k, v in record.items() if k != "card"}, **record["card"]}
+
+
+def street_images() -> list[Path]:
+    """The bundled street photos (`STREET_SAMPLE`), sorted.
+
+    >>> [p.name for p in street_images()][:2]
+    ['solidWhiteCurve.jpg', 'solidWhiteRight.jpg']
+    """
+    return sorted(p for p in STREET_SAMPLE.iterdir() if p.suffix == ".jpg")
+
+
+
+def save_pretrained(run_dir, folder, *, card: dict) -> Path:
+    """Package the best model of training run `run_dir` as a folder like the shipped ones.
+
+    Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
+    ``folder/metrics.json`` (the run's record with `card` added: what the model
+    expects, where it comes from) and ``folder/history.csv``.
+    `load_fcn(folder / "model.keras")` loads the result; under `MODELS_DIR`, by its name.
+
+    >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
+    """
+    from fcnseg.fcn import load_fcn, save_fcn
+    from fcnseg.files import write_json
+
+    run_dir, folder = Path(run_dir), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    write_json(folder / "metrics.json", {**record, "card": card})
+    shutil.copyfile(run_dir / "history.csv", folder / "history.csv")
+    return folder
