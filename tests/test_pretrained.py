@@ -29,7 +29,8 @@ def model():
 def test_it_ships_within_the_size_limit_with_a_model_card():
     assert NAME in available_models()
     folder = MODELS_DIR / NAME
-    assert model_file(NAME) == folder / "model.keras" and shipped_name(folder / "model.keras") == NAME
+    assert model_file(NAME) == model_file(Path(NAME)) == folder / "model.keras"
+    assert shipped_name(folder / "model.keras") == NAME
     assert (folder / "model.keras").stat().st_size <= 80 * 2**20
     card = (folder / "README.md").read_text()
     for words in ("CC BY-NC", "vgg16_hed_bsds500_notop.h5", "fcnseg-train --recipe camvid", "Pedestrian"):

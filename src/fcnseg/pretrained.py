@@ -47,8 +47,8 @@ def model_file(model) -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path
-    if isinstance(model, str) and model in available_models():
-        return MODELS_DIR / model / MODEL_FILE
+    if str(model) in available_models():
+        return MODELS_DIR / str(model) / MODEL_FILE
     shipped = ", ".join(available_models()) or "none in this installation"
     raise FileNotFoundError(f"Model file not found: {path} (a .keras file, or the name of a shipped model: {shipped})")
 
