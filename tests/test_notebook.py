@@ -86,7 +86,9 @@ def test_parameters_cell_comes_first_and_is_checked_at_once(notebook):
     assert "parameters" in cells[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     names = [t.id for node in ast.parse(cells[0].source).body for t in node.targets]
     command_line_only = ("run_dir", "init_from", "strategy", "verbose")
-    wanted = [p for p in inspect.signature(plan_run).parameters if p not in command_line_only]
+    notebook_fixed = ("offline_fallback",)  # the notebook always falls back to the shipped model offline
+    assert "offline_fallback=True" in cells[1].source
+    wanted = [p for p in inspect.signature(plan_run).parameters if p not in command_line_only + notebook_fixed]
     assert names == wanted, "the parameters cell and plan_run must list the same parameters"
     assert "plan_run(" in cells[1].source, "the cell after the parameters must check them"
     quieted, imported = (cells[1].source.index(text) for text in ("quiet_tensorflow()", "from fcnseg.runner"))
@@ -233,7 +235,10 @@ def test_incomplete_voc_falls_back_to_the_sample(fake_voc, tmp_path, capsys):
 
 
 def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_model(tmp_path, capsys):
-    cfg = quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path, verbose=True)
+    with pytest.raises(FileNotFoundError, match="Set VOC_ROOT"):  # fcnseg-train and run(): an error
+        quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path)
+    cfg = quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path, verbose=True,
+                offline_fallback=True)  # the notebook's choice
     assert "Set VOC_ROOT" in cfg.offline and "download=True" in cfg.offline
     assert not cfg.has_data and cfg.checkpoint == model_file(runner.OFFLINE_MODEL) and cfg.dataset == "camvid"
     [line] = capsys.readouterr().out.splitlines()  # one line says why and what runs instead
@@ -245,7 +250,7 @@ def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_mode
 def test_offline_figures_go_to_results_street_and_a_given_checkpoint_is_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CAMVID_ROOT", str(tmp_path / "camvid"))
-    cfg = quiet(recipe="camvid", checkpoint="camvid-fcn8s")
+    cfg = quiet(recipe="camvid", checkpoint="camvid-fcn8s", offline_fallback=True)
     assert cfg.results_dir == Path("results") / "street" and cfg.checkpoint_name == "camvid-fcn8s"
     assert "Set CAMVID_ROOT" in cfg.offline and cfg.run_dir is None and not cfg.has_data
 
@@ -271,7 +276,7 @@ def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch
         raise ConnectionError("no network")
 
     monkeypatch.setattr(download, "download_voc2007", offline)
-    cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path)
+    cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, offline_fallback=True)
     assert "the download failed: no network" in cfg.offline and cfg.data_root is None and not cfg.smoke_test
     assert cfg.checkpoint_name == "camvid-fcn8s"
 
@@ -279,9 +284,10 @@ def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch
 def test_imagenet_weights_that_cannot_be_had_go_offline(tmp_path, monkeypatch):
     monkeypatch.delenv("FCN_BACKBONE_WEIGHTS", raising=False)
     monkeypatch.setattr(runner, "imagenet_weights_problem", lambda: "the ImageNet VGG16 weights ... (no network)")
-    cfg = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False)
+    cfg = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False, offline_fallback=True)
     assert cfg.offline.endswith("(no network)") and not cfg.has_data
-    assert quiet(data_root=SAMPLE, results_dir=tmp_path).offline is None  # random encoder: nothing to fetch
+    assert plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False).offline is None  # run(): no fallback
+    assert quiet(data_root=SAMPLE, results_dir=tmp_path, offline_fallback=True).offline is None  # random encoder
 
 
 def test_a_shipped_checkpoint_needs_its_dataset(tmp_path):

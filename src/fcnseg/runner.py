@@ -202,7 +202,7 @@ class RunPlan:
 
 def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, download: bool = True,
              quick: bool = False, checkpoint=None, results_dir=DEFAULT_RESULTS, run_dir=None, init_from=None,
-             strategy: str = "none", verbose: bool = True) -> RunPlan:  # fmt: skip
+             strategy: str = "none", offline_fallback: bool = False, verbose: bool = True) -> RunPlan:  # fmt: skip
     """Check a run's options and settings and find the data; return a `RunPlan`.
 
     `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets
@@ -220,8 +220,9 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
     `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
     `fcnseg.checks.STRATEGIES`.
 
-    Outside quick mode, when the data cannot be found or downloaded, or the
-    ImageNet encoder weights cannot be had, the plan is *offline*: ``offline``
+    With `offline_fallback` (the notebook's choice; `run` and ``fcnseg-train``
+    raise instead), outside quick mode, when the data cannot be found or
+    downloaded, or the ImageNet encoder weights cannot be had, the plan is *offline*: ``offline``
     says why, ``data_root`` is None, the checkpoint (by default the shipped
     `OFFLINE_MODEL`) is what the notebook shows, on the bundled street photos,
     and the figures go to ``results/street`` when `results_dir` is the default.
@@ -258,12 +259,13 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
     try:
         root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
     except FileNotFoundError as e:
-        if quick:
+        if quick or not offline_fallback:
             raise
         return _offline(recipe, options, checkpoint, results_dir, str(e), verbose)
     fell_back = root == SAMPLE_ROOT.resolve() and (data_root is None or Path(data_root).expanduser().resolve() != root)
-    problem = why if smoke and fell_back and not quick else None
-    if problem is None and checkpoint is None and not quick and options.backbone_weights == "imagenet":
+    fallback = offline_fallback and not quick
+    problem = why if smoke and fell_back and fallback else None
+    if problem is None and fallback and checkpoint is None and options.backbone_weights == "imagenet":
         problem = imagenet_weights_problem()
     if problem:
         return _offline(recipe, options, checkpoint, results_dir, problem, verbose)
