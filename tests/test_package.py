@@ -131,6 +131,19 @@ def test_train_cli_refuses_an_unknown_option_or_a_bad_value_without_tensorflow()
     assert options.skip_scales == (1.0, 1.0) and options.color_jitter == 0.3  # the rest is the recipe's
 
 
+def test_a_second_stage_changes_only_how_the_first_stages_model_trains():
+    """A second stage trains the first stage's model further: an architecture option in
+    `SECOND_STAGES` would be silently ignored. The stages differ in what it lists, nothing else."""
+    from fcnseg.options import Options
+    from fcnseg.recipes import RECIPES, SECOND_STAGES, stages
+
+    architecture = set(Options().step("build_fcn"))
+    for name, changes in SECOND_STAGES.items():
+        assert name in RECIPES and changes and not architecture & set(changes), name
+        first, second = stages(name)
+        assert {k for k, v in first.as_dict().items() if second.as_dict()[k] != v} == set(changes)
+
+
 def test_train_cli_help_lists_every_option_with_its_default(capsys):
     from fcnseg.cli import train_options
     from fcnseg.options import flag_name, names

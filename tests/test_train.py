@@ -355,58 +355,81 @@ def float32_afterwards():
     set_precision("float32")
 
 
-def test_cli_trains_scores_and_continues_from_its_checkpoint(small_camvid, vgg_weights, tmp_path, monkeypatch,
-                                                             float32_afterwards, auto_precision):
+def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(small_camvid, vgg_weights, tmp_path,
+                                                                           monkeypatch, float32_afterwards,
+                                                                           auto_precision):
     """`fcnseg-train --recipe camvid` end to end on a few real CamVid frames (under --strategy
-    mirrored and the default --precision auto: whatever this machine gets, float32 or mixed),
-    then a second stage in float32 started from the first one's best checkpoint; the class
+    mirrored and the default --precision auto: whatever this machine gets, float32 or mixed):
+    the first stage into <out>/stage1, the second from its best epoch into <out>. Then, in
+    float32, a run folder whose first stage is done trains the second stage only. The class
     weights checked on what fit was given, the scores against predictions computed here at the
     evaluation options asked for."""
     root = small_camvid
     expected_precision = auto_precision
-    calls = []  # (strategy given, the model's strategy, the training dataset) of each train()
+    calls = []  # (strategy given, the model's strategy, the training dataset, the starting score_fr kernel)
     module = importlib.import_module("fcnseg.training")
 
     def recording_train(model, train_ds, *args, strategy=None, **kwargs):
-        history = train(model, train_ds, *args, strategy=strategy, **kwargs)
-        calls.append((strategy, history.model.distribute_strategy, train_ds))
+        started = []
+
+        def build():  # the CLI passes a function that builds (or loads) the model under the strategy
+            built = model()
+            started.append(built.get_layer("score_fr").get_weights()[0].copy())
+            return built
+
+        history = train(build, train_ds, *args, strategy=strategy, **kwargs)
+        calls.append((strategy, history.model.distribute_strategy, train_ds, *started))
         return history
 
     monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.training's train when it runs
     common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
               "--epochs", "1", "--backbone-weights", str(vgg_weights), "--input-size", "90", "120"]  # fmt: skip
-    stage1 = run([*common, "--fc-units", "64", "--class-weights", "median", "--strategy", "mirrored",
-                  "--color-jitter", "0.3", "--scale-range", "0.75", "1.5", "--out", str(tmp_path / "stage1")])  # fmt: skip
-    (strategy, used, train_ds), = calls
-    assert isinstance(strategy, tf.distribute.MirroredStrategy) and used is strategy  # the model lived under it
+    out = tmp_path / "run"
+    first = run([*common, "--fc-units", "64", "--class-weights", "median", "--strategy", "mirrored",
+                 "--color-jitter", "0.3", "--scale-range", "0.75", "1.5", "--out", str(out)])  # fmt: skip
+    assert len(calls) == 2  # two stages
+    for strategy, used, _, _ in calls:
+        assert isinstance(strategy, tf.distribute.MirroredStrategy) and used is strategy  # the model lived under it
     assert strategy.num_replicas_in_sync == max(1, len(tf.config.list_physical_devices("GPU")))
-    parameters = stage1["parameters"]
+    stage1 = load_fcn(out / "stage1" / "best.keras")  # the second stage started from the first's best epoch
+    np.testing.assert_array_equal(calls[1][3], stage1.get_layer("score_fr").get_weights()[0])
+    assert len(history_rows(out / "stage1")) == 1 and len(history_rows(out)) == 1
+    parameters = first["parameters"]
     assert parameters["recipe"] == "camvid" and parameters["strategy"] == "mirrored"
+    assert (parameters["first_stage"]["learning_rate"], parameters["learning_rate"]) == (1e-4, 5e-5)
+    assert (parameters["first_stage"]["seed"], parameters["seed"]) == (0, 1)
     assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["skip_scales"] == [1.0, 1.0]
     assert parameters["class_weights"] == "median" and parameters["input_size"] == [90, 120]
+    assert parameters["first_stage"]["class_weights"] == "median"  # what is given applies to both stages
     median = median_frequency(root, power=1.0)
-    assert_pixels_weigh(train_ds, median)
-    assert stage1["num_images"] == 2 and stage1["split"] == "test" and 0 <= stage1["mean_iou"] <= 1
-    assert stage1["encoder_weights"].startswith(vgg_weights.name) and stage1["best_checkpoint"]["epoch"] == 1
-    assert json.loads((tmp_path / "stage1" / "metrics.json").read_text())["mean_iou"] == stage1["mean_iou"]
+    for _, _, train_ds, _ in calls:
+        assert_pixels_weigh(train_ds, median)
+    assert first["num_images"] == 2 and first["split"] == "test" and 0 <= first["mean_iou"] <= 1
+    assert first["encoder_weights"].startswith(vgg_weights.name) and first["best_checkpoint"]["epoch"] == 1
+    assert json.loads((out / "metrics.json").read_text())["mean_iou"] == first["mean_iou"]
     assert parameters["precision"] == expected_precision
-    first = load_fcn(tmp_path / "stage1" / "best.keras")  # the layers keep the policy they were trained under
-    assert first.get_layer("fc7").dtype_policy.name == expected_precision
-    assert first.get_layer("logits").compute_dtype == "float32"
+    trained = load_fcn(out / "best.keras")  # the layers keep the policy they were trained under
+    assert trained.get_layer("fc7").dtype_policy.name == expected_precision
+    assert trained.get_layer("logits").compute_dtype == "float32"
     frame = load_image(read_split(root, "test", "camvid")[0].image_path)
-    logits = predict_logits(first, frame[None], input_size=(90, 120))
+    logits = predict_logits(trained, frame[None], input_size=(90, 120))
     assert logits.dtype == np.float32 and logits.shape == (1, *frame.shape[:2], 11) and np.isfinite(logits).all()
-    np.testing.assert_array_equal(predict_mask(first, frame, input_size=(90, 120)), logits[0].argmax(-1))
+    np.testing.assert_array_equal(predict_mask(trained, frame, input_size=(90, 120)), logits[0].argmax(-1))
 
-    # Stage 2 continues from stage 1's model with its score kernel re-drawn (`reference.spread_classes`):
-    # whatever one epoch taught it on this CPU and precision, its maps then hold several classes, so
-    # that the test-time options below change pixels and dropping one of them is caught.
-    reference.spread_classes(first).save(tmp_path / "stage1" / "spread.keras")
-    stage2 = run([*common, "--init-from", str(tmp_path / "stage1" / "spread.keras"), "--class-weights", "sqrt_median",
-                  "--precision", "float32", "--flip", "--out", str(tmp_path / "stage2")])  # fmt: skip
+    # A run folder whose first stage is done (its best epoch with the score kernel re-drawn,
+    # `reference.spread_classes`: whatever one epoch taught it on this CPU and precision, its maps
+    # then hold several classes, so that the test-time options below change pixels and dropping
+    # one of them is caught): only the second stage trains, from that best epoch.
+    again = tmp_path / "again"
+    shutil.copytree(out / "stage1", again / "stage1")
+    spread = reference.spread_classes(stage1)
+    spread.save(again / "stage1" / "best.keras")
+    stage2 = run([*common, "--class-weights", "sqrt_median", "--precision", "float32", "--flip", "--out", str(again)])
+    assert len(calls) == 3  # the first stage was not run again
+    np.testing.assert_array_equal(calls[2][3], spread.get_layer("score_fr").get_weights()[0])
     assert stage2["parameters"]["class_weights"] == "sqrt_median"
     assert_pixels_weigh(calls[-1][2], np.sqrt(median))
-    best = tmp_path / "stage2" / "best.keras"
+    best = again / "best.keras"
     model = load_fcn(best)
     assert model.get_layer("fc6").filters == 64  # the first stage's model, not a fresh 1024-wide one
     assert stage2["parameters"]["flip"] is True and stage2["num_images"] == 2

@@ -26,8 +26,10 @@ TIME_KEY = "epoch_seconds"  # wall-clock time per epoch (fcnseg.training logs it
 def plot_history(history) -> Figure:
     """Training curves: a loss panel, a metrics panel and a learning-rate panel.
 
-    `history` is a Keras ``History`` (or its ``.history`` dict) or the path of a
-    CSV written by ``keras.callbacks.CSVLogger``. Each metric is drawn with its
+    `history` is a Keras ``History`` (or its ``.history`` dict), the path of a
+    CSV written by ``keras.callbacks.CSVLogger``, or a list of such paths (the
+    stages of one run in order, such as `RunPlan.history_files`: the epochs are
+    numbered on). Each metric is drawn with its
     ``val_`` twin (same colour, dashed); the best ``val_loss`` is marked. Panels
     without data (no metrics, no learning rate) are left out.
 
@@ -169,10 +171,14 @@ def _read_history(history) -> dict[str, np.ndarray]:
     history = getattr(history, "history", history)
     if isinstance(history, (str, os.PathLike)):
         history = _read_csv_log(Path(history))
+    elif isinstance(history, (list, tuple)) and history and all(isinstance(h, (str, os.PathLike)) for h in history):
+        stages = [_read_csv_log(Path(h)) for h in history]
+        history = {k: sum((stage.get(k, [np.nan] * len(stage["epoch"])) for stage in stages), []) for k in stages[0]}
+        history.pop("epoch", None)
     if not isinstance(history, Mapping) or not history:
         raise ValueError(
-            "history must be a Keras History, a non-empty History.history dict "
-            f"or a CSVLogger file path, got {type(history).__name__}."
+            "history must be a Keras History, a non-empty History.history dict, "
+            f"a CSVLogger file path or a list of them, got {type(history).__name__}."
         )
     logs = {str(k): np.asarray(v, np.float64).reshape(-1) for k, v in history.items()}
     _length(logs)

@@ -80,13 +80,13 @@ def street_images() -> list[Path]:
     return sorted(p for p in STREET_SAMPLE.iterdir() if p.suffix == ".jpg")
 
 
-
 def save_pretrained(run_dir, folder, *, card: dict) -> Path:
     """Package the best model of training run `run_dir` as a folder like the shipped ones.
 
     Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
     ``folder/metrics.json`` (the run's record with `card` added: what the model
-    expects, where it comes from) and ``folder/history.csv``.
+    expects, where it comes from) and ``folder/history.csv`` (and a two-stage
+    run's ``folder/stage1/history.csv``).
     `load_fcn(folder / "model.keras")` loads the result; under `MODELS_DIR`, by its name.
 
     >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
@@ -99,5 +99,8 @@ def save_pretrained(run_dir, folder, *, card: dict) -> Path:
     save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
     record = json.loads((run_dir / "metrics.json").read_text())
     write_json(folder / "metrics.json", {**record, "card": card})
-    shutil.copyfile(run_dir / "history.csv", folder / "history.csv")
+    for history in ("stage1/history.csv", "history.csv"):
+        if (run_dir / history).is_file():
+            (folder / history).parent.mkdir(exist_ok=True)
+            shutil.copyfile(run_dir / history, folder / history)
     return folder

@@ -1,11 +1,15 @@
 """Named training recipes, each defined once, and single-value overrides.
 
 A recipe sets some of the `fcnseg.options.Options` of a run; an option it does
-not set keeps the default declared there. `recipe` applies overrides and checks
-every value, without TensorFlow (``--help`` stays fast).
+not set keeps the default declared there. A recipe may have a second stage
+(`SECOND_STAGES`): the options it changes, trained from the best epoch of the
+first. `recipe` applies overrides and checks every value, without TensorFlow
+(``--help`` stays fast); `stages` gives the options of every stage.
 
 >>> recipe("camvid", epochs=40).epochs
 40
+>>> [(o.epochs, o.learning_rate, o.seed) for o in stages("camvid")]
+[(17, 0.0001, 0), (24, 5e-05, 1)]
 >>> recipe("camvid").step("build_fcn")["skip_scales"]
 (1.0, 1.0)
 >>> recipe("camvid", fc_unit=64)
@@ -28,9 +32,10 @@ RECIPES = {
         "image_size": (256, 256), "scale_range": (1.0, 1.0), "batch_size": 8,
         "learning_rate": 1e-3, "schedule": "plateau", "epochs": 10,
     },
-    # CamVid (docs/experiments.md): FCN-8s from the encoder with unscaled skips, native-size
-    # 360x480 crops with scale and colour jitter, square-root median-frequency class weights,
-    # Adam 1e-4 with polynomial decay over 17 epochs (about 2 hours on a 2-core AVX-512 BF16 CPU).
+    # CamVid (docs/experiments.md), stage 1: FCN-8s from the encoder with unscaled skips,
+    # native-size 360x480 crops with scale and colour jitter, square-root median-frequency class
+    # weights, Adam 1e-4 with polynomial decay over 17 epochs (about 2 hours on a 2-core AMD EPYC
+    # with AVX-512 BF16); stage 2 in SECOND_STAGES.
     "camvid": {
         "dataset": "camvid", "variant": "fcn8s", "decoder": "bilinear", "skip_scales": (1.0, 1.0),
         "image_size": (360, 480), "scale_range": (0.75, 1.5),
@@ -39,13 +44,36 @@ RECIPES = {
     },
 }  # fmt: skip
 
+# What the second stage of a recipe changes. It trains from the first stage's best epoch (the first
+# stage trains into <run>/stage1, the second into <run>); only training options may change, the
+# model is the first stage's.
+SECOND_STAGES = {
+    # CamVid: the same data and augmentation, Adam restarted at half the rate and decayed over 24 more
+    # epochs (about 3 hours on the CPU above), a new seed for the order and jitter of the crops.
+    "camvid": {"learning_rate": 5e-5, "epochs": 24, "seed": 1},
+}  # fmt: skip
+
 
 def recipe(name: str = "reference", **overrides) -> Options:
-    """The `Options` of recipe `name` with `overrides` applied, every value checked
-    (`ValueError` for an unknown recipe, option or value)."""
+    """The `Options` of recipe `name` (of its first stage, where it has two: see `stages`)
+    with `overrides` applied, every value checked (`ValueError` for an unknown recipe,
+    option or value)."""
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}: use one of {', '.join(map(repr, RECIPES))}.")
     return Options.from_dict({**RECIPES[name], **overrides})
+
+
+def stages(name: str = "reference", **overrides) -> tuple[Options, ...]:
+    """The `Options` of each stage of recipe `name`: one, or two where the recipe has a
+    second stage (`SECOND_STAGES`). `overrides` apply to every stage.
+
+    >>> [o.epochs for o in stages("camvid", epochs=2)], len(stages("reference"))
+    ([2, 2], 1)
+    """
+    first = recipe(name, **overrides)
+    if name not in SECOND_STAGES:
+        return (first,)
+    return first, Options.from_dict({**RECIPES[name], **SECOND_STAGES[name], **overrides})
 
 
 def run_dir(options: Options) -> Path:
@@ -66,7 +94,8 @@ def describe(name: str) -> str:
     'reference: dataset=voc2007 variant=fcn32s decoder=notebook l'
     """
     values = " ".join(f"{k}={_text(v)}" for k, v in RECIPES[name].items())
-    return f"{name}: {values}"
+    second = " ".join(f"{k}={_text(v)}" for k, v in SECOND_STAGES.get(name, {}).items())
+    return f"{name}: {values}" + (f"; then, from its best epoch: {second}" if second else "")
 
 
 def _text(v) -> str:

@@ -6,7 +6,9 @@ bad one), finds the data (`fcnseg.locate.find_data`), and resolves the encoder
 weights, the splits and the encoder's label; the `RunPlan` it returns does each
 step: `RunPlan.datasets`, `~RunPlan.build_model`, `~RunPlan.train`,
 `~RunPlan.evaluate` and `~RunPlan.write_metrics`. The notebook calls them cell
-by cell; `run` calls them in a row. Where the recipe's data or encoder weights
+by cell; `run` calls them in a row. A two-stage recipe (`fcnseg.recipes.stages`)
+is one plan: its `~RunPlan.train` trains the first stage into ``run_dir/stage1``,
+then the second from its best epoch into ``run_dir``. Where the recipe's data or encoder weights
 cannot be had (offline, nothing downloaded yet), the plan is *offline*: it says
 why in one line and points at a shipped model (`fcnseg.pretrained`), which the
 notebook shows on the bundled street photos.
@@ -65,6 +67,30 @@ class RunPlan:
     strategy: str = "none"
     notes: tuple[str, ...] = ()
     offline: str | None = None  # why the recipe cannot run here (then data_root is None)
+    first_stage: Options | None = None  # a two-stage recipe's first stage; `options` are its second
+
+    @property
+    def first(self) -> RunPlan | None:
+        """The plan of a two-stage recipe's first stage (into ``run_dir/stage1``), else None."""
+        if self.first_stage is None:
+            return None
+        return dataclasses.replace(self, options=self.first_stage, first_stage=None, run_dir=self.run_dir / "stage1")
+
+    @property
+    def finished(self) -> bool:
+        """Whether ``run_dir`` holds a best checkpoint and the history of all the epochs (of this stage)."""
+        history = self.run_dir / "history.csv"
+        if not (self.run_dir / "best.keras").is_file() or not history.is_file():
+            return False
+        with history.open() as f:
+            return sum(1 for _ in f) - 1 >= self.options.epochs
+
+    @property
+    def history_files(self) -> list[Path]:
+        """The ``history.csv`` files of the training (first stage first), for `plot_history`;
+        with a checkpoint, those beside it."""
+        folder = self.run_dir or self.checkpoint.parent
+        return [f for f in (folder / "stage1" / "history.csv", folder / "history.csv") if f.is_file()]
 
     @property
     def has_data(self) -> bool:
@@ -107,14 +133,14 @@ class RunPlan:
         return train_ds, val_ds
 
     def build_model(self):
-        """Set the seed and the precision policy, then build the model (`build_fcn`), or
-        load the checkpoint or `init_from` model to run at that policy."""
+        """Set the seed (of the first stage) and the precision policy, then build the model
+        (`build_fcn`), or load the checkpoint or `init_from` model to run at that policy."""
         import keras
 
         from fcnseg.fcn import build_fcn, load_fcn
         from fcnseg.precision import set_precision
 
-        keras.utils.set_random_seed(self.options.seed)
+        keras.utils.set_random_seed((self.first_stage or self.options).seed)
         precision = set_precision(self.options.precision)
         if self.checkpoint or self.init_from:
             return load_fcn(self.checkpoint or self.init_from, precision=precision)
@@ -122,10 +148,17 @@ class RunPlan:
 
     def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float:
         """Train `model` (under a `strategy`: a function that builds it, such as
-        `build_model`) into `run_dir` with `fcnseg.training.train`; returns the seconds it took."""
+        `build_model`) into `run_dir` with `fcnseg.training.train`; returns the seconds it took.
+        A two-stage recipe first trains `model` into ``run_dir/stage1`` (unless that stage is
+        `finished`), then this plan's datasets from the first stage's best epoch."""
         from fcnseg.training import train
 
         started = time.perf_counter()
+        first = self.first
+        if first is not None:
+            if not first.finished:
+                first.train(model, *first.datasets(), strategy=strategy, verbose=verbose)
+            model = dataclasses.replace(self, init_from=first.run_dir / "best.keras", first_stage=None).build_model
         train(model, train_ds, val_ds, checkpoint_dir=self.run_dir, strategy=strategy, verbose=verbose,
               **self.options.step("train"))  # fmt: skip
         return round(time.perf_counter() - started, 1)
@@ -158,6 +191,8 @@ class RunPlan:
         from fcnseg.precision import resolve_precision
 
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("options", "encoder")}
+        if self.first_stage is not None:
+            fields["first_stage"] = self.first_stage.as_dict()
         return {**self.options.as_dict(), **fields, "precision": resolve_precision(self.options.precision)}
 
     @property
@@ -172,6 +207,11 @@ class RunPlan:
         parts = ["input scales " + ", ".join(map("{:g}".format, scales))] if scales != (1.0,) else []
         return " + ".join(parts + (["flip averaging"] if self.options.flip else []))
 
+    def _training_text(self) -> str:
+        o, steps = self.options, f", {self.steps} step(s) per epoch" if self.steps else ""
+        return (f"{o.epochs} epoch(s) at {o.image_size[0]}x{o.image_size[1]}, batch {o.batch_size}, {o.loss}, "
+                f"Adam {o.learning_rate:g} ({o.schedule}){steps} -> {self.run_dir}")  # fmt: skip
+
     def caption(self, what: str, *, predicted: bool = False) -> str:
         """A figure title naming the model and its encoder weights (``predicted``: and the test-time augmentation)."""
         smoke = " [SMOKE TEST]" if self.smoke_test else ""
@@ -184,10 +224,11 @@ class RunPlan:
             return (f"offline: {self.offline}; showing {self.model_name} {self.checkpoint_name} on the bundled "
                     f"street photos instead (figures in {self.results_dir})")
         o = self.options
-        steps = f", {self.steps} step(s) per epoch" if self.steps else ""
-        training = f"load {self.checkpoint} (no training)" if self.checkpoint else (
-            f"recipe {self.recipe!r}: {o.epochs} epoch(s) at {o.image_size[0]}x{o.image_size[1]}, batch "
-            f"{o.batch_size}, {o.loss}, Adam {o.learning_rate:g} ({o.schedule}){steps} -> {self.run_dir}")  # fmt: skip
+        if self.checkpoint:
+            training = f"load {self.checkpoint} (no training)"
+        else:
+            training = f"recipe {self.recipe!r}: " + "; then, from its best epoch, ".join(
+                plan._training_text() for plan in (self.first, self) if plan is not None)
         evaluation = (f"{self.eval_split} at original resolution" + (f", {self.test_time}" if self.test_time else "")
                       + (f" (first {o.max_images} images)" if o.max_images else ""))  # fmt: skip
         return "\n".join([
@@ -236,7 +277,7 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
         one_of("strategy", strategy, STRATEGIES)
         if overrides is not None and not isinstance(overrides, dict):
             raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
-        options = recipes.recipe(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
+        *earlier, options = recipes.stages(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
         try:
             options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
         except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
@@ -294,12 +335,15 @@ def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, downl
         run_dir = results_dir / "run" if smoke else recipes.run_dir(options)
     results_dir.mkdir(parents=True, exist_ok=True)
 
+    first_stage = None  # the second stage's settings, but for the options the second stage changes
+    if earlier and not checkpoint:
+        first_stage = dataclasses.replace(options, **{k: getattr(earlier[0], k) for k in recipes.SECOND_STAGES[recipe]})
     plan = RunPlan(
         recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint, init_from=init_from,
         results_dir=results_dir, run_dir=None if run_dir is None else Path(run_dir), download=download,
         eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke,
         encoder=encoder_label(options.backbone_weights, checkpoint or init_from), strategy=strategy,
-        notes=tuple(notes),
+        notes=tuple(notes), first_stage=first_stage,
     )  # fmt: skip
     if verbose:
         if smoke and root == SAMPLE_ROOT.resolve():
