@@ -255,6 +255,16 @@ def test_plot_history_from_csv_logger_file(tmp_path):
     assert [ax.get_title() for ax in loss_only.axes] == ["loss"]
 
 
+def test_plot_history_of_two_stages_numbers_the_epochs_on(tmp_path):
+    first, second = tmp_path / "stage1.csv", tmp_path / "history.csv"
+    first.write_text("epoch,learning_rate,loss,val_mean_iou\n0,0.001,1.2,0.18\n1,0.0005,0.8,0.3\n")
+    second.write_text("epoch,learning_rate,loss,val_mean_iou\n0,0.0002,0.7,0.35\n")
+    fig = plot_history([first, second])
+    loss = fig.axes[0].get_lines()[0]
+    assert loss.get_xdata().tolist() == [1, 2, 3] and loss.get_ydata().tolist() == [1.2, 0.8, 0.7]
+    assert fig.axes[-1].get_lines()[0].get_ydata().tolist() == [0.001, 0.0005, 0.0002]
+
+
 def test_plot_history_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         plot_history(tmp_path / "missing.csv")
