@@ -80,3 +80,26 @@ def test_results_metrics_are_a_rescoring_of_it_on_camvid_test(camvid_root):
     # The record was scored in float32; bfloat16, where `auto` picks it, moves mean IoU by about 1e-3.
     assert scores["mean_iou"] == pytest.approx(recorded["mean_iou"], abs=0.003)
     assert scores["pixel_accuracy"] == pytest.approx(recorded["pixel_accuracy"], abs=0.003)
+
+
+def test_save_pretrained_packages_a_run_with_float16_weights(tmp_path):
+    from fcnseg.fcn import build_fcn, save_fcn
+    from fcnseg.record import save_pretrained
+
+    run = tmp_path / "run"
+    model = build_fcn("fcn8s", num_classes=11, fc_units=16, backbone_weights=None)
+    save_fcn(model, run / "best.keras")
+    (run / "metrics.json").write_text(json.dumps({"mean_iou": 0.25, "parameters": {"recipe": "camvid"}}))
+    (run / "stage1").mkdir()
+    for history in ("stage1/history.csv", "history.csv"):
+        (run / history).write_text("epoch,loss\n0,1.0\n")
+    folder = save_pretrained(run, tmp_path / "my-model", card={"dataset": "camvid"})
+    assert json.loads((folder / "metrics.json").read_text()) == {
+        "mean_iou": 0.25, "parameters": {"recipe": "camvid"}, "card": {"dataset": "camvid"}}
+    assert (folder / "stage1" / "history.csv").is_file() and (folder / "history.csv").is_file()
+    assert (folder / "model.keras").stat().st_size < 0.6 * (run / "best.keras").stat().st_size  # half-size weights
+    image = np.random.default_rng(0).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    shipped = load_fcn(folder / "model.keras")
+    assert shipped.get_layer("fc7").kernel.dtype == "float32"  # float16 on disk only
+    np.testing.assert_allclose(shipped(image), model(image), rtol=0.02, atol=0.02)
+

@@ -3,8 +3,9 @@
 Each shipped model is a folder of ``fcnseg/models/``: ``model.keras`` (float16
 weights, `fcnseg.fcn.save_fcn`), ``metrics.json`` (the training run's record:
 recipe, encoder, scores, plus what the model expects in ``card``),
-``history.csv`` and ``README.md`` (the model card). Every function that takes
-a model file takes such a name too:
+``history.csv`` and ``README.md`` (the model card); `fcnseg.record.save_pretrained`
+packages a training run as such a folder. Every function that takes a model file
+takes such a name too:
 
 >>> available_models()
 ('camvid-fcn8s',)
@@ -19,7 +20,6 @@ and the notebook (``checkpoint="camvid-fcn8s"``).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -78,29 +78,3 @@ def street_images() -> list[Path]:
     ['solidWhiteCurve.jpg', 'solidWhiteRight.jpg']
     """
     return sorted(p for p in STREET_SAMPLE.iterdir() if p.suffix == ".jpg")
-
-
-def save_pretrained(run_dir, folder, *, card: dict) -> Path:
-    """Package the best model of training run `run_dir` as a folder like the shipped ones.
-
-    Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
-    ``folder/metrics.json`` (the run's record with `card` added: what the model
-    expects, where it comes from) and ``folder/history.csv`` (and a two-stage
-    run's ``folder/stage1/history.csv``).
-    `load_fcn(folder / "model.keras")` loads the result; under `MODELS_DIR`, by its name.
-
-    >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
-    """
-    from fcnseg.fcn import load_fcn, save_fcn
-    from fcnseg.files import write_json
-
-    run_dir, folder = Path(run_dir), Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
-    record = json.loads((run_dir / "metrics.json").read_text())
-    write_json(folder / "metrics.json", {**record, "card": card})
-    for history in ("stage1/history.csv", "history.csv"):
-        if (run_dir / history).is_file():
-            (folder / history).parent.mkdir(exist_ok=True)
-            shutil.copyfile(run_dir / history, folder / history)
-    return folder

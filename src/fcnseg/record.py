@@ -1,5 +1,6 @@
 """What a run records: ``metrics.json``, one schema written by `write_metrics` for the
-notebook and ``fcnseg-train`` alike, and the encoder weights in words (`encoder_label`).
+notebook and ``fcnseg-train`` alike, the encoder weights in words (`encoder_label`),
+and a run's best model packaged as a shipped model's folder (`save_pretrained`).
 
 >>> encoder_label(None)
 'random initialisation (no pre-training)'
@@ -8,10 +9,11 @@ notebook and ``fcnseg-train`` alike, and the encoder weights in words (`encoder_
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from fcnseg.files import portable_path, write_json
-from fcnseg.pretrained import shipped_name
+from fcnseg.pretrained import MODEL_FILE, shipped_name
 from fcnseg.scoreboard import REFERENCE
 
 PATHS = ("data_root", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
@@ -61,3 +63,28 @@ def encoder_label(weights, checkpoint=None) -> str:
     if weights is None:
         return "random initialisation (no pre-training)"
     return f"{Path(weights).name} (a file, not the Keras ImageNet weights)"
+
+
+def save_pretrained(run_dir, folder, *, card: dict) -> Path:
+    """Package the best model of training run `run_dir` as a folder like the shipped ones.
+
+    Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
+    ``folder/metrics.json`` (the run's record with `card` added: what the model
+    expects, where it comes from) and ``folder/history.csv`` (and a two-stage
+    run's ``folder/stage1/history.csv``).
+    `load_fcn(folder / "model.keras")` loads the result; under `fcnseg.pretrained.MODELS_DIR`, by its name.
+
+    >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
+    """
+    from fcnseg.fcn import load_fcn, save_fcn
+
+    run_dir, folder = Path(run_dir), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
+    record = json.loads((run_dir / "metrics.json").read_text())
+    write_json(folder / "metrics.json", {**record, "card": card})
+    for history in ("stage1/history.csv", "history.csv"):
+        if (run_dir / history).is_file():
+            (folder / history).parent.mkdir(exist_ok=True)
+            shutil.copyfile(run_dir / history, folder / history)
+    return folder
