@@ -396,11 +396,10 @@ def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(smal
     assert len(history_rows(out / "stage1")) == 1 and len(history_rows(out)) == 1
     parameters = first["parameters"]
     assert parameters["recipe"] == "camvid" and parameters["strategy"] == "mirrored"
-    assert (parameters["first_stage"]["learning_rate"], parameters["learning_rate"]) == (1e-4, 5e-5)
-    assert (parameters["first_stage"]["seed"], parameters["seed"]) == (0, 1)
+    assert parameters["first_stage"] == {"learning_rate": 1e-4, "seed": 0}  # all else as the second stage's
+    assert (parameters["learning_rate"], parameters["seed"], parameters["epochs"]) == (5e-5, 1, 1)
     assert parameters["fc_units"] == 64 and parameters["image_size"] == [64, 96] and parameters["skip_scales"] == [1.0, 1.0]
     assert parameters["class_weights"] == "median" and parameters["input_size"] == [90, 120]
-    assert parameters["first_stage"]["class_weights"] == "median"  # what is given applies to both stages
     median = median_frequency(root, power=1.0)
     for _, _, train_ds, _ in calls:
         assert_pixels_weigh(train_ds, median)

@@ -191,8 +191,9 @@ class RunPlan:
         from fcnseg.precision import resolve_precision
 
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("options", "encoder")}
-        if self.first_stage is not None:
-            fields["first_stage"] = self.first_stage.as_dict()
+        if self.first_stage is not None:  # what the first stage did otherwise
+            second = self.options.as_dict()
+            fields["first_stage"] = {k: v for k, v in self.first_stage.as_dict().items() if v != second[k]}
         return {**self.options.as_dict(), **fields, "precision": resolve_precision(self.options.precision)}
 
     @property
