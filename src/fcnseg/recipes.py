@@ -47,6 +47,9 @@ RECIPES = {
 # What the second stage of a recipe changes. It trains from the first stage's best epoch (the first
 # stage trains into <run>/stage1, the second into <run>); only training options may change, the
 # model is the first stage's.
+FIRST_STAGE_DIR = "stage1"  # a two-stage run's first stage, inside its run folder
+# A run folder's training logs, first stage first (those that exist).
+HISTORIES = (f"{FIRST_STAGE_DIR}/history.csv", "history.csv")
 SECOND_STAGES = {
     # CamVid: the same data and augmentation, Adam restarted at half the rate and decayed over 24 more
     # epochs (about 3 hours on the CPU above), a new seed for the order and jitter of the crops.

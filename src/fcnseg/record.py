@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fcnseg.files import portable_path, write_json
 from fcnseg.pretrained import MODEL_FILE, shipped_name
+from fcnseg.recipes import HISTORIES
 from fcnseg.scoreboard import REFERENCE
 
 PATHS = ("data_root", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
@@ -83,7 +84,7 @@ def save_pretrained(run_dir, folder, *, card: dict) -> Path:
     save_fcn(load_fcn(run_dir / "best.keras"), folder / MODEL_FILE, weights_dtype="float16")
     record = json.loads((run_dir / "metrics.json").read_text())
     write_json(folder / "metrics.json", {**record, "card": card})
-    for history in ("stage1/history.csv", "history.csv"):
+    for history in HISTORIES:
         if (run_dir / history).is_file():
             (folder / history).parent.mkdir(exist_ok=True)
             shutil.copyfile(run_dir / history, folder / history)

@@ -74,7 +74,7 @@ class RunPlan:
         """The plan of a two-stage recipe's first stage (into ``run_dir/stage1``), else None."""
         if self.first_stage is None:
             return None
-        return dataclasses.replace(self, options=self.first_stage, first_stage=None, run_dir=self.run_dir / "stage1")
+        return dataclasses.replace(self, options=self.first_stage, first_stage=None, run_dir=self.run_dir / recipes.FIRST_STAGE_DIR)
 
     @property
     def finished(self) -> bool:
@@ -90,7 +90,7 @@ class RunPlan:
         """The ``history.csv`` files of the training (first stage first), for `plot_history`;
         with a checkpoint, those beside it."""
         folder = self.run_dir or self.checkpoint.parent
-        return [f for f in (folder / "stage1" / "history.csv", folder / "history.csv") if f.is_file()]
+        return [folder / f for f in recipes.HISTORIES if (folder / f).is_file()]
 
     @property
     def has_data(self) -> bool:
