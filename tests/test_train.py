@@ -406,6 +406,8 @@ def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(smal
     assert first["num_images"] == 2 and first["split"] == "test" and 0 <= first["mean_iou"] <= 1
     assert first["encoder_weights"].startswith(vgg_weights.name) and first["best_checkpoint"]["epoch"] == 1
     assert json.loads((out / "metrics.json").read_text())["mean_iou"] == first["mean_iou"]
+    stage_seconds = sum(logged(out / "stage1", "epoch_seconds")) + sum(logged(out, "epoch_seconds"))
+    assert first["train_seconds"] == pytest.approx(stage_seconds, abs=0.1) and stage_seconds > 0  # both stages
     assert parameters["precision"] == expected_precision
     trained = load_fcn(out / "best.keras")  # the layers keep the policy they were trained under
     assert trained.get_layer("fc7").dtype_policy.name == expected_precision
@@ -427,6 +429,9 @@ def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(smal
     assert len(calls) == 3  # the first stage was not run again
     np.testing.assert_array_equal(calls[2][3], spread.get_layer("score_fr").get_weights()[0])
     assert stage2["parameters"]["class_weights"] == "sqrt_median"
+    # its time counts the first stage's epochs, trained by the earlier process, as well
+    assert stage2["train_seconds"] == pytest.approx(sum(logged(again / "stage1", "epoch_seconds"))
+                                                    + sum(logged(again, "epoch_seconds")), abs=0.1)
     assert_pixels_weigh(calls[-1][2], np.sqrt(median))
     best = again / "best.keras"
     model = load_fcn(best)

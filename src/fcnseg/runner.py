@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from pathlib import Path
 
 from fcnseg import recipes
@@ -79,11 +78,12 @@ class RunPlan:
     @property
     def finished(self) -> bool:
         """Whether ``run_dir`` holds a best checkpoint and the history of all the epochs (of this stage)."""
+        from fcnseg.training import logged_epochs
+
         history = self.run_dir / "history.csv"
         if not (self.run_dir / "best.keras").is_file() or not history.is_file():
             return False
-        with history.open() as f:
-            return sum(1 for _ in f) - 1 >= self.options.epochs
+        return len(logged_epochs(history)) >= self.options.epochs
 
     @property
     def history_files(self) -> list[Path]:
@@ -146,14 +146,16 @@ class RunPlan:
             return load_fcn(self.checkpoint or self.init_from, precision=precision)
         return build_fcn(num_classes=self.spec.num_classes, **self.options.step("build_fcn"))
 
-    def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float:
+    def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float | None:
         """Train `model` (under a `strategy`: a function that builds it, such as
-        `build_model`) into `run_dir` with `fcnseg.training.train`; returns the seconds it took.
-        A two-stage recipe first trains `model` into ``run_dir/stage1`` (unless that stage is
-        `finished`), then this plan's datasets from the first stage's best epoch."""
-        from fcnseg.training import train
+        `build_model`) into `run_dir` with `fcnseg.training.train`. A two-stage recipe first
+        trains `model` into ``run_dir/stage1`` (unless that stage is `finished`), then this plan's
+        datasets from the first stage's best epoch. Returns the training time in seconds: that of
+        every epoch in `history_files`, so a run resumed across processes counts all of them (None
+        on a multi-worker run's other workers, which log no epochs)."""
+        from fcnseg.distribute import is_chief
+        from fcnseg.training import logged_epochs, train
 
-        started = time.perf_counter()
         first = self.first
         if first is not None:
             if not first.finished:
@@ -161,7 +163,9 @@ class RunPlan:
             model = dataclasses.replace(self, init_from=first.run_dir / "best.keras", first_stage=None).build_model
         train(model, train_ds, val_ds, checkpoint_dir=self.run_dir, strategy=strategy, verbose=verbose,
               **self.options.step("train"))  # fmt: skip
-        return round(time.perf_counter() - started, 1)
+        if not is_chief(strategy):
+            return None
+        return round(sum(float(row["epoch_seconds"]) for f in self.history_files for row in logged_epochs(f)), 1)
 
     def trained_model(self):
         """The model to score: the checkpoint, else the best epoch of the training (``run_dir/best.keras``)."""
