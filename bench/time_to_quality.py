@@ -20,7 +20,6 @@ evenly over its epochs. Each label names the CPU it ran on.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from fcnseg.plots import plot_time_to_quality
 from fcnseg.pretrained import model_file
 from fcnseg.recipes import HISTORIES
+from fcnseg.record import logged_epochs
 from fcnseg.viz import save_figure
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -55,8 +55,7 @@ def load_run(histories: list[Path]) -> dict[str, list[float]]:
     without epoch times takes its run's ``train_seconds`` (the ``..._metrics.json`` beside it)."""
     scores, seconds = [], []
     for history in histories:
-        with open(history, newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = logged_epochs(history)
         scores += [float(row["val_mean_iou"]) for row in rows]
         if all(row.get("epoch_seconds") for row in rows):
             seconds += [float(row["epoch_seconds"]) for row in rows]

@@ -9,7 +9,6 @@ Plain NumPy and matplotlib, no TensorFlow; each function returns a
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Mapping
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from fcnseg.record import logged_epochs
 
 LR_KEYS = ("learning_rate", "lr")
 TIME_KEY = "epoch_seconds"  # wall-clock time per epoch (fcnseg.training logs it): not a curve of plot_history
@@ -188,8 +189,7 @@ def _read_history(history) -> dict[str, np.ndarray]:
 def _read_csv_log(path: Path) -> dict[str, list[float]]:
     if not path.is_file():
         raise FileNotFoundError(f"Training log not found: {path}")
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = logged_epochs(path)
     if not rows:
         raise ValueError(f"Training log {path} has no epochs.")
     return {key: [_to_float(row[key]) for row in rows] for key in rows[0]}

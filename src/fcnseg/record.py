@@ -1,6 +1,7 @@
 """What a run records: ``metrics.json``, one schema written by `write_metrics` for the
 notebook and ``fcnseg-train`` alike, the encoder weights in words (`encoder_label`),
-and a run's best model packaged as a shipped model's folder (`save_pretrained`).
+the epochs its ``history.csv`` logged (`logged_epochs`), and a run's best model packaged as a
+shipped model's folder (`save_pretrained`).
 
 >>> encoder_label(None)
 'random initialisation (no pre-training)'
@@ -8,6 +9,7 @@ and a run's best model packaged as a shipped model's folder (`save_pretrained`).
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -46,6 +48,15 @@ def _recordable(key, value):
     if key in PATHS and value not in ("imagenet", None):
         return portable_path(value)
     return getattr(value, "name", value)  # a DatasetSpec by its name
+
+
+def logged_epochs(history_csv) -> list[dict[str, str]]:
+    """The epochs a run's ``history.csv`` (its `CSVLogger`) holds, oldest first, one dict per epoch.
+
+    >>> sum(float(row["epoch_seconds"]) for row in logged_epochs("runs/camvid_fcn8s/history.csv"))  # doctest: +SKIP
+    """
+    with Path(history_csv).open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def encoder_label(weights, checkpoint=None) -> str:

@@ -34,7 +34,7 @@ from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
 from fcnseg.pretrained import available_models, model_card, model_file, shipped_name
-from fcnseg.record import encoder_label
+from fcnseg.record import encoder_label, logged_epochs
 
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every step) changes; overrides still win.
@@ -78,8 +78,6 @@ class RunPlan:
     @property
     def finished(self) -> bool:
         """Whether ``run_dir`` holds a best checkpoint and the history of all the epochs (of this stage)."""
-        from fcnseg.training import logged_epochs
-
         history = self.run_dir / "history.csv"
         if not (self.run_dir / "best.keras").is_file() or not history.is_file():
             return False
@@ -154,7 +152,7 @@ class RunPlan:
         every epoch in `history_files`, so a run resumed across processes counts all of them (None
         on a multi-worker run's other workers, which log no epochs)."""
         from fcnseg.distribute import is_chief
-        from fcnseg.training import logged_epochs, train
+        from fcnseg.training import train
 
         first = self.first
         if first is not None:

@@ -15,7 +15,6 @@ From a shell, with a named recipe (`fcnseg.recipes`) and any single value change
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.util
 import json
 import math
@@ -37,15 +36,6 @@ from fcnseg.metrics import mean_iou_metric
 from fcnseg.options import Options
 
 MONITOR = "val_mean_iou"
-
-
-def logged_epochs(history_csv) -> list[dict[str, str]]:
-    """The epochs a run's ``history.csv`` (its `CSVLogger`) holds, oldest first, one dict per epoch.
-
-    >>> sum(float(row["epoch_seconds"]) for row in logged_epochs("runs/camvid_fcn8s/history.csv"))  # doctest: +SKIP
-    """
-    with Path(history_csv).open(newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def make_optimizer(learning_rate: float = Options.learning_rate, *, schedule: str = Options.schedule,
