@@ -42,6 +42,15 @@ RECIPES = {
         "color_jitter": 0.3, "class_weights": "sqrt_median", "batch_size": 8, "loss": "sparse_ce",
         "learning_rate": 1e-4, "schedule": "poly", "epochs": 17,
     },
+    # PASCAL VOC 2007 (docs/experiments.md): what CamVid taught (FCN-8s with unscaled skips, scale and
+    # colour jitter, square-root median-frequency class weights, Adam 1e-4 with polynomial decay) on
+    # 320x320 crops of the 209 train images, scale 0.5-1.5; chosen and scored on val.
+    "voc2007": {
+        "dataset": "voc2007", "variant": "fcn8s", "decoder": "bilinear", "skip_scales": (1.0, 1.0),
+        "image_size": (320, 320), "scale_range": (0.5, 1.5), "color_jitter": 0.3,
+        "class_weights": "sqrt_median", "batch_size": 8, "loss": "sparse_ce",
+        "learning_rate": 1e-4, "schedule": "poly", "epochs": 40,
+    },
 }  # fmt: skip
 
 # What the second stage of a recipe changes. It trains from the first stage's best epoch (the first
