@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""results/camvid_overlay.gif: a model's overlays on a CamVid test sequence, frames in order, as
+"""results/camvid/camvid_overlay.gif: a model's overlays on a CamVid test sequence, frames in order, as
 an animated GIF small enough for the README to show inline (at most ``--max-mib``, 5 MiB).
 
 The frames are CamVid's test sequence ``--sequence`` (Seq05VD or 0001TP; CamVid's frames are
@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "camvid"
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
-"""results/time_to_quality.png: validation mean IoU against wall-clock training time and epochs.
+"""results/camvid/runs/time_to_quality.png: validation mean IoU against wall-clock training time and epochs.
 
-Reads the CamVid runs' records in results/ (``<run>_history.csv`` and
+Reads the CamVid runs' records in results/camvid/runs/ (``<run>_history.csv`` and
 ``<run>_metrics.json``, copied there from each run folder):
 
 - the reference recipe, one stage;
@@ -15,7 +15,7 @@ Runs whose history has no ``epoch_seconds`` column (those trained before
 `fcnseg.training` logged it) are drawn with the run's ``train_seconds`` spread
 evenly over its epochs. Each label names the CPU it ran on.
 
-    python3 bench/time_to_quality.py            # writes results/time_to_quality.png
+    python3 bench/time_to_quality.py            # writes results/camvid/runs/time_to_quality.png
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from fcnseg.recipes import HISTORIES
 from fcnseg.record import logged_epochs
 from fcnseg.viz import save_figure
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "camvid" / "runs"
 CPU_A = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"
 CPU_B = "2-core AMD EPYC, AVX2, float32"
 SHIPPED = model_file("camvid-fcn8s").parent
 
 
 def recorded(*names: str) -> list[Path]:
-    """The history files of runs recorded in results/ as ``<name>_history.csv``."""
+    """The history files of runs recorded in results/camvid/runs/ as ``<name>_history.csv``."""
     return [RESULTS / f"{name}_history.csv" for name in names]
 
 

@@ -1,6 +1,6 @@
 """The model that ships with the package, ``camvid-fcn8s``: it loads by name in safe
 mode with its class list and input contract, its prediction on a committed photo
-is stable, the command lines take its name, and ``results/metrics.json`` is what
+is stable, the command lines take its name, and ``results/camvid/metrics.json`` is what
 re-scoring it on the 233 CamVid test frames gives (with ``CAMVID_ROOT``)."""
 
 import json
@@ -71,7 +71,7 @@ def test_predict_cli_takes_its_name(tmp_path):
 
 
 def test_results_metrics_are_a_rescoring_of_it_on_camvid_test(camvid_root):
-    recorded = json.loads((REPO / "results" / "metrics.json").read_text())
+    recorded = json.loads((REPO / "results" / "camvid" / "metrics.json").read_text())
     assert recorded["parameters"]["checkpoint"].endswith(f"models/{NAME}/model.keras")
     assert recorded["split"] == "test" and recorded["num_images"] == 233
     assert recorded["parameters"]["scales"] == [1.0] and not recorded["parameters"]["flip"]  # single pass
