@@ -95,7 +95,7 @@ def test_parameters_cell_comes_first_and_is_checked_at_once(notebook):
     assert quieted < imported, "TensorFlow is quieted before anything imports it"
     for name in names:
         assert f"{name}={name}" in cells[1].source, f"parameter {name} is not passed to plan_run"
-    # The defaults of the notebook are those of plan_run (the reference recipe, no overrides).
+    # The defaults of the notebook are those of plan_run (recipes.DEFAULT, no overrides).
     defaults = {}
     exec(cells[0].source, {}, defaults)
     for name in names:
@@ -119,13 +119,13 @@ def test_notebook_delegates_code_to_src(notebook):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"recipe": "best"}, "Unknown recipe 'best': use one of 'reference', 'camvid'"),
+        ({"recipe": "best"}, "Unknown recipe 'best': use one of 'reference', 'camvid', 'voc2007'"),
         ({"overrides": {"fc_unit": 64}}, "Unknown option 'fc_unit'"),
         ({"overrides": [("epochs", 2)]}, "overrides must be a dict"),
         ({"overrides": {"dataset": "coco"}}, "Unknown dataset 'coco': use one of 'voc2007', 'camvid'"),
         ({"overrides": {"variant": "fcn64s"}}, "Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
         ({"overrides": {"decoder": "unet"}}, "Unknown decoder 'unet'"),
-        ({"overrides": {"variant": "fcn8s"}}, "decoder='notebook' is the reference notebook's FCN-32s decoder"),
+        ({"recipe": "reference", "overrides": {"variant": "fcn8s"}}, "decoder='notebook' is the reference notebook's FCN-32s decoder"),
         ({"overrides": {"loss": "dice"}}, "Unknown loss 'dice': use one of 'sparse_ce', 'bce'"),
         ({"overrides": {"schedule": "cosine"}}, "Unknown schedule 'cosine'"),
         ({"overrides": {"precision": "float16"}}, "Unknown precision 'float16'"),
@@ -174,9 +174,9 @@ def test_quick_mode_on_the_sample(tmp_path, capsys):
                        results_dir=tmp_path)  # fmt: skip
     assert cfg.data_root == (SAMPLE).resolve()
     assert (cfg.options.image_size, cfg.options.epochs, cfg.steps) == ((64, 64), 1, runner.QUICK_STEPS)
-    assert cfg.options.fc_units == 64 and cfg.options.decoder == "notebook"  # small fc6/fc7
+    assert cfg.options.fc_units == 64 and cfg.options.variant == "fcn8s"  # small fc6/fc7
     assert cfg.options.batch_size == 1  # the sample has one training image
-    assert cfg.options.max_images == runner.QUICK["max_images"] and cfg.options.loss == "bce"
+    assert cfg.options.max_images == runner.QUICK["max_images"] and cfg.options.loss == "sparse_ce"
     assert cfg.smoke_test and cfg.eval_split == "val"
     assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
     assert cfg.encoder == "random initialisation (no pre-training)"
@@ -197,7 +197,7 @@ def test_test_time_augmentation_reaches_predict_options(tmp_path):
     single = dataclasses.replace(cfg, options=dataclasses.replace(cfg.options, scales=(1.0,), flip=False))
     assert single.test_time == "" and single.caption("Inference", predicted=True) == single.caption("Inference")
     assert dataclasses.replace(single, options=dataclasses.replace(single.options, flip=True)).test_time == "flip averaging"
-    assert cfg.parameters["scales"] == (1.0, 1.25) and cfg.parameters["recipe"] == "reference"
+    assert cfg.parameters["scales"] == (1.0, 1.25) and cfg.parameters["recipe"] == "voc2007"
 
 
 def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):
@@ -211,8 +211,8 @@ def test_a_complete_dataset_is_used_as_it_is(fake_voc, tmp_path):
     cfg = quiet(data_root=fake_voc.parent.parent, overrides={"batch_size": 1, "image_size": [64, 96]},
                 results_dir=tmp_path / "r")  # fmt: skip
     assert cfg.data_root == fake_voc.resolve()  # a folder above VOCdevkit is accepted
-    assert not cfg.smoke_test and cfg.options.image_size == (64, 96) and cfg.options.epochs == 10
-    assert cfg.run_dir == Path("runs") / "voc2007_fcn32s_notebook"
+    assert not cfg.smoke_test and cfg.options.image_size == (64, 96) and cfg.options.epochs == 40
+    assert cfg.run_dir == Path("runs") / "voc2007_fcn8s"
 
 
 def test_a_batch_larger_than_the_training_set_is_refused(fake_voc, tmp_path):
@@ -367,7 +367,7 @@ def test_notebook_runs_in_quick_mode_on_the_sample(tmp_path, backbone_weights, t
     assert len(metrics["iou_per_class"]) == 21 and "horse" in metrics["iou_per_class"]
     assert metrics["smoke_test"] is True and metrics["parameters"]["quick"] is True
     assert metrics["num_images"] == 1 and metrics["split"] == "val"
-    assert metrics["parameters"]["recipe"] == "reference" and metrics["parameters"]["fc_units"] == 64
+    assert metrics["parameters"]["recipe"] == "voc2007" and metrics["parameters"]["fc_units"] == 64
     assert metrics["parameters"]["scales"] == [1.0, 1.25] and metrics["parameters"]["flip"] is True
     assert metrics["best_checkpoint"]["epoch"] == 1 and metrics["parameters"]["precision"] == auto_precision
     expected_encoder = "random" if backbone_weights is None else Path(backbone_weights).name

@@ -94,7 +94,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p = _parser("fcnseg-train", "Train an FCN from a named recipe, then score the best checkpoint.",
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog=f"recipes:\n{listing}\n\nEach option given replaces the recipe's value.")  # fmt: skip
-    p.add_argument("--recipe", default="reference", choices=tuple(recipes.RECIPES), help="default: %(default)s")
+    p.add_argument("--recipe", default=recipes.DEFAULT, choices=tuple(recipes.RECIPES), help="default: %(default)s")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
     p.add_argument("--init-from", default=None, metavar="MODEL.keras",

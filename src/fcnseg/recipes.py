@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fcnseg.options import Options
 
+DEFAULT = "voc2007"  # what the notebook, fcnseg-train and plan_run train when no recipe is named
 RECIPES = {
     # The seed notebook (PASCAL VOC 2007): FCN-32s with its BatchNorm decoder, 1x1 fc6/fc7 of
     # 4096 units, BCE, 256x256 crops without scale jitter (flips only), Adam 1e-3 halved on plateaus.
@@ -66,7 +67,7 @@ SECOND_STAGES = {
 }  # fmt: skip
 
 
-def recipe(name: str = "reference", **overrides) -> Options:
+def recipe(name: str = DEFAULT, **overrides) -> Options:
     """The `Options` of recipe `name` (of its first stage, where it has two: see `stages`)
     with `overrides` applied, every value checked (`ValueError` for an unknown recipe,
     option or value)."""
@@ -75,7 +76,7 @@ def recipe(name: str = "reference", **overrides) -> Options:
     return Options.from_dict({**RECIPES[name], **overrides})
 
 
-def stages(name: str = "reference", **overrides) -> tuple[Options, ...]:
+def stages(name: str = DEFAULT, **overrides) -> tuple[Options, ...]:
     """The `Options` of each stage of recipe `name`: one, or two where the recipe has a
     second stage (`SECOND_STAGES`). `overrides` apply to every stage.
 

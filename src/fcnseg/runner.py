@@ -244,7 +244,7 @@ class RunPlan:
         ])  # fmt: skip
 
 
-def plan_run(*, recipe: str = "reference", overrides=None, data_root=None, download: bool = True,
+def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, download: bool = True,
              quick: bool = False, checkpoint=None, results_dir=DEFAULT_RESULTS, run_dir=None, init_from=None,
              strategy: str = "none", offline_fallback: bool = False, verbose: bool = True) -> RunPlan:  # fmt: skip
     """Check a run's options and settings and find the data; return a `RunPlan`.
