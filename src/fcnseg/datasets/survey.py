@@ -1,7 +1,6 @@
 """One pass over a split's masks: `check_dataset` stops on what would make training drop
 pixels silently (a mask value that is no class, a mask not its image's size, a class that
-never appears while void covers most pixels, as when masks of 0 and 255 are read as class
-ids), and `describe_dataset` says what the masks hold. `fcnseg.pipeline.make_dataset` runs
+never appears where void stands in for it, as when masks of 0 and 255 are read as class ids), and `describe_dataset` says what the masks hold. `fcnseg.pipeline.make_dataset` runs
 the check on every split it reads; a scan is kept while no file of the split changes.
 
 >>> from fcnseg.datasets import SAMPLE_ROOT
@@ -35,15 +34,17 @@ from fcnseg.datasets.loading import (bad_values_error, check_present, image_size
 from fcnseg.datasets.spec import VOID, DatasetSpec, Sample
 
 VOID_MAJORITY = 0.5  # void above this share of the pixels with a class absent: the masks are misread
+UNNAMED_LIMIT = 0.01  # likewise values that mask_values or the colormap do not name (edges of resampled masks: fewer)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class DatasetSummary:
     """What a split's masks hold (`describe_dataset`); prints as a small table.
 
-    ``class_shares`` and ``void_share`` are shares of all mask pixels; ``raw_values``
-    maps each raw value found (an RGB tuple for colour masks) to its share; ``sizes``
-    counts the images of each (width, height).
+    ``class_shares`` and ``void_share`` are shares of all mask pixels, ``unnamed_share``
+    that of the void pixels whose value ``mask_values`` or the colormap does not name;
+    ``raw_values`` maps each raw value found (an RGB tuple for colour masks) to its
+    share; ``sizes`` counts the images of each (width, height).
     """
 
     dataset: str
@@ -53,7 +54,7 @@ class DatasetSummary:
     class_shares: dict[str, float]
     void_share: float
     raw_values: dict
-    mask_format: str
+    unnamed_share: float
 
     @property
     def missing(self) -> list[str]:
@@ -91,8 +92,9 @@ def check_dataset(root, split: str, dataset: str | DatasetSpec = "voc2007") -> D
 
     - a mask value that is neither a class id nor void;
     - a mask that is not its image's size;
-    - a class that never appears while void covers most pixels (masks of 0 and 255
-      read as class ids: pass ``mask_values={0: 0, 255: 1}`` to `folder_dataset`).
+    - a class that never appears while void covers most pixels, or while the masks hold
+      one raw value per class and one of them is read as void (masks of 0 and 255 read
+      as class ids: pass ``mask_values={0: 0, 255: 1}`` to `folder_dataset`).
 
     Returns the split's `DatasetSummary`. Quick: a few seconds for thousands of masks.
 
@@ -115,10 +117,14 @@ def check_dataset(root, split: str, dataset: str | DatasetSpec = "voc2007") -> D
         if (labels < 0).any():
             raise bad_values_error(scan.sample.mask_path, scan.values[labels < 0], found, spec)
     summary = _summary(scans, spec, split)
-    if summary.missing and summary.void_share > VOID_MAJORITY:
+    # One raw value per class, one of them read as void (0/255 masks as class ids), values that
+    # mask_values or the colormap do not name where a class should be, or void everywhere.
+    one_per_class = len(found) == spec.num_classes and summary.void_share > 0
+    if summary.missing and (one_per_class or summary.unnamed_share > UNNAMED_LIMIT
+                            or summary.void_share > VOID_MAJORITY):  # fmt: skip
         worst = max(scans, key=lambda scan: scan.counts[label_values(scan.values, spec) == VOID].sum() / scan.counts.sum())
         raise ValueError(
-            f"In {where}, class(es) {summary.missing} never appear and void covers {summary.void_share:.0%} of "
+            f"In {where}, class(es) {summary.missing} never appear, and void covers {summary.void_share:.0%} of "
             f"the pixels (e.g. {worst.sample.mask_path}); the masks' raw values are {_shown(found[:10], spec)}: "
             f"{_remedy(found, spec)}."
         )
@@ -128,7 +134,7 @@ def check_dataset(root, split: str, dataset: str | DatasetSpec = "voc2007") -> D
 def _remedy(found, spec: DatasetSpec) -> str:
     """What to pass so that the raw values `found` become classes, by mask format."""
     if spec.mask_format == "values":
-        return f"mask_values={dict(spec.mask_values)} leaves most of them void: give each raw value its class id"
+        return f"mask_values={dict(spec.mask_values)} reads the others as void: give each raw value its class id"
     if spec.mask_format == "color":
         return (f"they are not the colours of the colormap {spec.colormap.tolist()}: pass folder_dataset(..., "
                 "colormap=...) with each class's colour, class 0 first")  # fmt: skip
@@ -182,11 +188,13 @@ def _scan(sample: Sample, reading: str) -> _Scan:
 def _summary(scans, spec: DatasetSpec, split: str) -> DatasetSummary:
     class_pixels = np.zeros(spec.num_classes + 1, np.int64)  # the last: void
     raw: dict[int, int] = {}
+    unnamed = 0
     sizes: dict[tuple[int, int], int] = {}
     for scan in scans:
         labels = label_values(scan.values, spec)
         labels = np.where(labels == VOID, spec.num_classes, labels)
         np.add.at(class_pixels, labels[labels >= 0], scan.counts[labels >= 0])
+        unnamed += scan.counts[_unnamed(scan.values, spec)].sum()
         for value, count in zip(scan.values.tolist(), scan.counts.tolist()):
             raw[value] = raw.get(value, 0) + count
         sizes[scan.image_size] = sizes.get(scan.image_size, 0) + 1
@@ -194,4 +202,14 @@ def _summary(scans, spec: DatasetSpec, split: str) -> DatasetSummary:
     shares = class_pixels / total
     shown = dict(zip(_shown(np.array(sorted(raw)), spec), (raw[v] / total for v in sorted(raw))))
     return DatasetSummary(spec.name, split, len(scans), sizes, dict(zip(spec.classes, shares[:-1].tolist())),
-                          float(shares[-1]), shown, spec.mask_format)  # fmt: skip
+                          float(shares[-1]), shown, float(unnamed / total))  # fmt: skip
+
+
+def _unnamed(values, spec: DatasetSpec) -> np.ndarray:
+    """Which raw values are void because ``mask_values`` or the colormap does not name them."""
+    if spec.mask_format == "index":
+        return np.zeros(len(values), bool)
+    named = label_values(values, spec) != VOID
+    if spec.mask_format == "values":
+        named |= np.isin(values, [raw for raw, _ in spec.mask_values])
+    return ~named
