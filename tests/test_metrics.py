@@ -187,6 +187,52 @@ def test_losses_ignore_void(batch, loss, class_weights):
     assert np.isfinite(all_void) and abs(all_void) < 1e-6
 
 
+RARE_FOREGROUND_LOSSES = ("dice", "dice_ce", "focal")
+
+
+@pytest.mark.parametrize("loss", RARE_FOREGROUND_LOSSES)
+@pytest.mark.parametrize("class_weights", [None, [1, 2, 3, 4]])
+def test_rare_foreground_losses_ignore_void(batch, loss, class_weights):
+    """A void pixel changes nothing: neither its logits nor a band of void pixels added to the batch."""
+    labels, logits = batch
+    loss = make_loss(loss)
+
+    def value(labels, logits):
+        weights = None if class_weights is None else pixel_weights(labels, class_weights)
+        return float(loss(labels, logits, sample_weight=weights))
+
+    changed = logits.copy()
+    changed[labels == VOID] = rng.normal(scale=50, size=(np.sum(labels == VOID), 4))
+    assert value(labels, changed) == pytest.approx(value(labels, logits), rel=1e-6)
+    padded = np.pad(labels, ((0, 0), (0, 3), (0, 2)), constant_values=VOID)
+    padded_logits = rng.normal(scale=50, size=(*padded.shape, 4)).astype("float32")
+    padded_logits[:, :6, :7] = logits
+    assert value(padded, padded_logits) == pytest.approx(value(labels, logits), rel=1e-5)
+    assert np.isfinite(value(np.full_like(labels, VOID), logits))
+
+
+@pytest.fixture(scope="module")
+def camvid_batch(camvid_root):
+    """Real CamVid masks at 45x60 with their square-rooted median-frequency pixel weights, and random logits."""
+    from fcnseg.pipeline import make_dataset
+
+    ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(45, 60), batch_size=4, class_weights="sqrt_median")
+    _, masks, weights = (t.numpy() for t in next(iter(ds)))
+    return masks, weights, rng.normal(scale=3, size=(*masks.shape, 11)).astype("float32")
+
+
+@pytest.mark.parametrize("loss", RARE_FOREGROUND_LOSSES)
+def test_rare_foreground_losses_are_finite_and_still_on_void_on_a_real_batch(camvid_batch, loss):
+    masks, weights, logits = camvid_batch
+    assert (masks == VOID).any()
+    logits = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        value = make_loss(loss)(masks, logits, sample_weight=weights)
+    gradient = tape.gradient(value, logits).numpy()
+    assert np.isfinite(float(value)) and float(value) > 0 and np.isfinite(gradient).all()
+    assert (gradient[masks == VOID] == 0).all() and np.abs(gradient[masks != VOID]).max() > 0
+
+
 def test_median_frequency_weights():
     np.testing.assert_allclose(median_frequency_weights([10, 30, 60]), [3.0, 1.0, 0.5])
     # A class with no pixels gets weight 0 and does not enter the median.

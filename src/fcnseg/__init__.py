@@ -33,8 +33,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 # Public name -> the submodule that defines it.
 _HOMES = {
-    "datasets": ("SAMPLE_ROOT", "DatasetSpec", "folder_dataset", "get_spec", "load_image", "load_mask",
-                 "read_split"),
+    "datasets": ("SAMPLE_ROOT", "DatasetSpec", "check_dataset", "describe_dataset", "folder_dataset", "get_spec",
+                 "load_image", "load_mask", "read_split"),
     "evaluation": ("evaluate",),
     "export": ("export_model",),
     "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),

@@ -23,7 +23,7 @@ import numpy as np
 # Choices shared by functions and command lines (which must not import TensorFlow to check them).
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
 DECODERS = ("bilinear", "notebook")
-LOSSES = ("sparse_ce", "bce")
+LOSSES = ("sparse_ce", "bce", "dice", "dice_ce", "focal")
 SCHEDULES = ("plateau", "poly", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.distribute.make_strategy

@@ -8,6 +8,7 @@ and exit status 1; ``--debug`` shows the traceback instead.
 
     fcnseg-train --recipe camvid --out runs/camvid_fcn8s            # the best CamVid recipe
     fcnseg-train --recipe camvid --epochs 40 --fc-units 4096        # any single value changed
+    fcnseg-train --dataset folder --root data/cells --classes background cell --mask-values 0:0 255:1
     fcnseg-evaluate runs/camvid_fcn8s/best.keras --dataset camvid --split test --scales 1 1.25 --flip
     fcnseg-predict runs/camvid_fcn8s/best.keras photos/ drive.mp4 --out segmented
     fcnseg-export runs/camvid_fcn8s/best.keras --format onnx --out fcn8s.onnx
@@ -34,6 +35,7 @@ MODEL_HELP = "a saved model (.keras, e.g. a run's best.keras) or a shipped model
 # A user's error: a missing or bad file or folder, a value that cannot work, a failed download,
 # training that diverged, a package to install. Anything else is a bug and shows its traceback.
 USER_ERRORS = (OSError, ValueError, ArithmeticError, ImportError)
+DATA = ("dataset", "classes", "mask_values")  # the options that say which dataset, yours included
 
 
 def reporting_errors(main):
@@ -145,8 +147,7 @@ def run_evaluate(argv=None) -> dict:
     """Score a saved model from command-line arguments; returns the scores (and writes them with ``--out``)."""
     p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--dataset", default=argparse.SUPPRESS, choices=tuple(DATASETS),
-                   help=f"default: {options.Options.dataset}")
+    options.add_flags(p, DATA)
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_test_time_flags(p)
@@ -158,8 +159,9 @@ def run_evaluate(argv=None) -> dict:
     from fcnseg.fcn import load_fcn
     from fcnseg.files import write_json
 
-    given = {k: getattr(args, k) for k in ("dataset", "split") if hasattr(args, k)}
-    scores = evaluate(load_fcn(args.model, precision=args.precision), args.root, **given, **_test_time(args))
+    split = {"split": args.split} if hasattr(args, "split") else {}
+    spec = options.Options(**options.given(args, DATA)).spec(args.root)
+    scores = evaluate(load_fcn(args.model, precision=args.precision), args.root, dataset=spec, **split, **_test_time(args))
     scores = {"model": portable_path(args.model), "root": portable_path(args.root), **_test_time(args), **scores}
     if args.out:
         write_json(args.out, scores)

@@ -64,7 +64,7 @@ def inference_images(cfg, count: int = 3):
         if present:
             return present, "the reference notebook's inference images"
     for split in dict.fromkeys(("test", cfg.eval_split)):
-        if split in available_splits(root, cfg.dataset) and data_problem(root, cfg.spec, [split]) is None:
-            samples = read_split(root, split, cfg.dataset)[:count]
+        if split in available_splits(root, cfg.spec) and data_problem(root, cfg.spec, [split]) is None:
+            samples = read_split(root, split, cfg.spec)[:count]
             return [(s.id, s.image_path) for s in samples], f"the first {len(samples)} image(s) of split {split!r}"
     raise FileNotFoundError(f"No images to run inference on under {root}.")

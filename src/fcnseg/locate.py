@@ -21,7 +21,7 @@ def find_data(spec, data_root, splits, *, quick, download, verbose):
       (`fcnseg.datasets.SAMPLE_ROOT`); else, with `download`, a download next to
       ``data_root`` (or into ``data/``), and the sample if that fails (offline);
       without `download`, `FileNotFoundError` saying what to do;
-    - CamVid missing: `FileNotFoundError` asking to set ``CAMVID_ROOT``.
+    - CamVid or your own data missing: `FileNotFoundError` naming the folders needed.
 
     ``smoke_test`` is true on the sample and in quick mode; ``why`` says why the sample was used.
     """
@@ -32,11 +32,9 @@ def find_data(spec, data_root, splits, *, quick, download, verbose):
         root = resolve_root(candidate, spec).resolve()
         return root, root == SAMPLE_ROOT.resolve() or quick, "data_root is the sample"
     if spec.name != "voc2007":
-        env = spec.root_env or "the dataset's root"
-        raise FileNotFoundError(
-            f"{spec.name} not found: {problem}. Set {env} to the folder holding "
-            "train/, trainannot/, val/, valannot/, test/, testannot/ (or pass data_root=...)."
-        )
+        folders = ", ".join(f"{spec.image_dir}/, {spec.mask_dir}/".format(split=split) for split in splits)
+        env = f"Set {spec.root_env} to" if spec.root_env else "Pass data_root=... (--root)"
+        raise FileNotFoundError(f"{spec.name} not found: {problem}. {env} the folder holding {folders}.")
     if quick:
         return SAMPLE_ROOT.resolve(), True, f"quick mode and no usable VOC 2007 ({problem})"
     if not download:

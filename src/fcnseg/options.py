@@ -28,7 +28,8 @@ import os
 
 from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, LOSSES, PRECISIONS, SCHEDULES, VARIANTS, check_architecture,
                            check_scales, flag, one_of, positive_int, positive_number, size_hw)  # fmt: skip
-from fcnseg.datasets import DATASETS, DatasetSpec
+from fcnseg.datasets import DATASETS, FOLDER_DATASET, DatasetSpec, get_spec, own_dataset
+from fcnseg.datasets.folders import class_names, mask_value_pairs
 
 STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run")
 TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.predict`)
@@ -45,8 +46,19 @@ def _choice(allowed):
     return lambda name, value: one_of(name, value, allowed)
 
 
+DATASET_NAMES = (*DATASETS, FOLDER_DATASET)
+
+
 def _dataset(name, value):
-    return value if isinstance(value, DatasetSpec) else one_of(name, value, tuple(DATASETS))
+    return value if isinstance(value, DatasetSpec) else one_of(name, value, DATASET_NAMES)
+
+
+def _classes(name, value):
+    return class_names(value)
+
+
+def _mask_values(name, value):
+    return mask_value_pairs(value)
 
 
 def _weights_file(what):
@@ -137,6 +149,15 @@ def _none_or_text(text: str):
     return None if text.lower() == "none" else text
 
 
+def _mask_value_word(text: str) -> tuple[int, int]:
+    """A ``RAW:CLASS`` word of ``--mask-values`` as a pair (argparse's one-line error otherwise)."""
+    try:
+        return mask_value_pairs([text])[0]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not RAW:CLASS, two integers such as 255:1 "
+                                         "(e.g. --mask-values 0:0 255:1)") from None
+
+
 def _number_or_text(text: str):
     try:
         return float(text)
@@ -162,7 +183,16 @@ class Options:
     """
 
     # run
-    dataset: str | DatasetSpec = option("voc2007", "run", "dataset", check=_dataset, choices=tuple(DATASETS))
+    dataset: str | DatasetSpec = option("voc2007", "run", f"dataset ({FOLDER_DATASET}: your own, at --root, "
+                                        "see --classes and --mask-values)", check=_dataset,
+                                        choices=DATASET_NAMES)  # fmt: skip
+    classes: tuple[str, ...] | None = option(None, "run", f"class names of --dataset {FOLDER_DATASET}, class 0 first "
+                                             "(none: those in classes.txt in its root, one a line)",
+                                             check=_optional(_classes, "classes.txt"), nargs="+")  # fmt: skip
+    mask_values: tuple[tuple[int, int], ...] | None = option(
+        None, "run", f"what the mask values of --dataset {FOLDER_DATASET} mean, RAW:CLASS pairs such as 0:0 255:1 "
+        "(other values are void; none: masks hold class ids)", check=_optional(_mask_values, "class ids"),
+        parse=_mask_value_word, nargs="+")  # fmt: skip
     train_split: str = option("train", "run", "split trained on", check=_split)
     val_split: str = option("val", "run", "split that picks the best epoch", check=_split)
     eval_split: str | None = option(None, "run", "split scored at the end (none: the dataset's own, VOC val, "
@@ -227,6 +257,20 @@ class Options:
         for field in dataclasses.fields(self):
             object.__setattr__(self, field.name, field.metadata["check"](field.name, getattr(self, field.name)))
         check_architecture(self.variant, self.decoder)
+        if isinstance(self.dataset, str) and self.dataset in DATASETS and (self.classes or self.mask_values):
+            raise ValueError(f"classes and mask_values describe your own data (dataset={FOLDER_DATASET!r}); "
+                             f"{self.dataset} has its own.")  # fmt: skip
+
+    def spec(self, root=None) -> DatasetSpec:
+        """The `DatasetSpec` of `dataset`: a built-in one's, the spec given, or for ``"folder"``
+        your own data at `root` with `classes` (default: ``root/classes.txt``) and `mask_values`.
+
+        >>> Options(dataset="camvid").spec().num_classes
+        11
+        """
+        if self.dataset == FOLDER_DATASET:
+            return own_dataset(root, self.classes, self.mask_values)
+        return get_spec(self.dataset)
 
     @classmethod
     def from_dict(cls, values: dict) -> Options:

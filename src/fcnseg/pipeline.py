@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from fcnseg.checks import CLASS_WEIGHTINGS, one_of, positive_int, size_hw
-from fcnseg.datasets import VOID, check_samples, default_root, get_spec, load_sample, read_split
+from fcnseg.datasets import VOID, check_dataset, default_root, get_spec, load_sample, read_split
 from fcnseg.fcn import IMAGENET_MEAN_RGB
 from fcnseg.losses import median_frequency_weights
 from fcnseg.options import Options
@@ -70,7 +70,9 @@ def make_dataset(
         seed: makes order and augmentation reproducible.
         cache: keep decoded images in memory after the first epoch.
         drop_remainder: default: when augmenting (fixed batch shapes).
-        validate: check every file and image/mask size up front (headers only).
+        validate: check every file, image/mask size and mask value up front
+            (`fcnseg.datasets.check_dataset`: one read of each mask, kept while
+            the files stay the same), so that no pixel is dropped silently.
         class_weights: one weight per class, or ``"median"`` / ``"sqrt_median"``
             (`median_frequency_weights` of this split's pixels at `image_size`,
             or their square root): each pixel's weight is its class's, void 0.
@@ -91,7 +93,7 @@ def make_dataset(
         raise ValueError("augment=True needs an image_size to crop to.")
     samples = read_split(root, split, spec)
     if validate:
-        check_samples(samples, spec)
+        check_dataset(root, split, spec)
     shuffle = augment if shuffle is None else shuffle
     drop_remainder = augment if drop_remainder is None else drop_remainder
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fcnseg import recipes
 from fcnseg.checks import STRATEGIES, flag, one_of
-from fcnseg.datasets import SAMPLE_ROOT, available_splits, get_spec, read_split
+from fcnseg.datasets import FOLDER_DATASET, SAMPLE_ROOT, available_splits, get_spec, read_split
 from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
@@ -252,7 +252,9 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets
     single options (`fcnseg.options.Options`: any of `build_fcn`, `make_dataset`,
     `train` and `evaluate`, and ``dataset``, the splits, ``precision``,
-    ``seed``). All are checked before any file is touched (`ParameterError`, a
+    ``seed``; your own data: ``{"dataset": "folder", "classes": [...], "mask_values":
+    {0: 0, 255: 1}}`` with `data_root` its folder, or ``{"dataset": folder_dataset(...)}``).
+    All are checked before any file is touched (`ParameterError`, a
     `ValueError`, naming the bad one). Without `data_root` the dataset's
     variable (``VOC_ROOT``, ``VOC2012_ROOT``, ``CAMVID_ROOT``) or ``data/`` is
     used; a missing VOC 2007 is downloaded (`download`) or, in quick mode, replaced
@@ -281,6 +283,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
         if overrides is not None and not isinstance(overrides, dict):
             raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
         *earlier, options = recipes.stages(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
+        if options.dataset == FOLDER_DATASET:  # your own data: classes from the options or the folder's classes.txt
+            options = dataclasses.replace(options, dataset=options.spec(data_root))
         try:
             options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
         except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there

@@ -2,7 +2,8 @@
 (`~fcnseg.datasets.camvid`) and your own folders (`~fcnseg.datasets.folders`), each
 described once by a `DatasetSpec` that carries its `Layout` (its root, splits and split
 lists); `~fcnseg.datasets.catalog` finds them by name, `~fcnseg.datasets.loading`
-reads their files. Void is always **255** after loading.
+reads their files, `~fcnseg.datasets.survey` checks and describes a split's masks
+(`check_dataset`, `describe_dataset`). Void is always **255** after loading.
 
 >>> from fcnseg.datasets import read_split, load_image, load_mask, get_spec
 >>> samples = read_split("data/VOCdevkit/VOC2007", "val")           # doctest: +SKIP
@@ -15,14 +16,17 @@ reads their files. Void is always **255** after loading.
 from fcnseg.datasets.camvid import CAMVID, CAMVID_CLASSES, CAMVID_COLORMAP
 from fcnseg.datasets.catalog import (DATASETS, SAMPLE_ROOT, available_splits, data_problem, default_root, get_spec,
                                      read_split, resolve_root, spec_for_classes)  # fmt: skip
-from fcnseg.datasets.folders import folder_dataset
+from fcnseg.datasets.folders import FOLDER_DATASET, folder_dataset, own_dataset
 from fcnseg.datasets.loading import check_samples, load_image, load_mask, load_sample, to_rgb_uint8
-from fcnseg.datasets.spec import IMAGE_SUFFIXES, VOID, DatasetSpec, Layout, Sample
+from fcnseg.datasets.spec import IMAGE_SUFFIXES, MASK_FORMATS, VOID, DatasetSpec, Layout, Sample
+from fcnseg.datasets.survey import DatasetSummary, check_dataset, describe_dataset
 from fcnseg.datasets.voc import VOC2007, VOC2012, VOC_CLASSES, VOC_COLORMAP
 
 __all__ = [
     "CAMVID", "CAMVID_CLASSES", "CAMVID_COLORMAP", "DATASETS", "SAMPLE_ROOT", "available_splits", "data_problem",
-    "default_root", "get_spec", "read_split", "resolve_root", "spec_for_classes", "folder_dataset", "check_samples", "load_image",
-    "load_mask", "load_sample", "to_rgb_uint8", "IMAGE_SUFFIXES", "VOID", "DatasetSpec", "Layout", "Sample",
+    "default_root", "get_spec", "read_split", "resolve_root", "spec_for_classes", "FOLDER_DATASET", "folder_dataset",
+    "own_dataset", "check_samples", "load_image",
+    "load_mask", "load_sample", "to_rgb_uint8", "IMAGE_SUFFIXES", "MASK_FORMATS", "VOID", "DatasetSpec", "Layout",
+    "Sample", "DatasetSummary", "check_dataset", "describe_dataset",
     "VOC2007", "VOC2012", "VOC_CLASSES", "VOC_COLORMAP",
 ]  # fmt: skip

@@ -1,6 +1,6 @@
 """Reading a dataset's files: images as RGB uint8, masks as class ids with void 255
-(palette PNGs by their indices, SBD's ``.mat`` masks), and a check of a whole split's
-files before any training.
+(palette PNGs by their indices, SBD's ``.mat`` masks, raw values or colours decoded as
+the `DatasetSpec` says), and a check of a whole split's files from their headers.
 
 >>> from fcnseg.datasets import SAMPLE_ROOT, read_split
 >>> image, mask = load_sample(read_split(SAMPLE_ROOT, "val")[0])
@@ -82,47 +82,115 @@ def to_rgb_uint8(image: np.ndarray, *, bgr: bool = False) -> np.ndarray:
 
 
 def load_mask(path, dataset: str | DatasetSpec = "voc2007") -> np.ndarray:
-    """Read a label mask as (H, W) uint8 class indices, void = 255.
+    """Read a label mask as (H, W) uint8 class indices, void = 255: the one place masks are
+    decoded, for the tf.data pipeline, `evaluate` and `fcnseg.datasets.check_dataset` alike.
 
-    Palette PNGs (VOC) are read as their palette indices, never by matching
-    RGB colours. SBD's ``.mat`` masks (``GTcls.Segmentation``) are read with
-    `fcnseg.datasets.voc.read_sbd_mask`. The dataset's own void label becomes 255, and any value that
-    is neither a class nor void raises `ValueError` naming the file.
+    The spec's ``mask_format`` says what the pixels hold (see `folder_dataset`):
+    class ids (palette PNGs, VOC, by their indices; SBD's ``.mat`` masks through
+    `fcnseg.datasets.voc.read_sbd_mask`), with the dataset's own void label
+    becoming 255; raw values mapped by ``mask_values``; or the colormap's colours.
+    A class id that is neither a class nor void raises `ValueError` naming the file.
 
     >>> mask = load_mask(SAMPLE_ROOT / "SegmentationClass/001763.png")  # doctest: +SKIP
     >>> sorted(set(mask.flat))                                                 # doctest: +SKIP
     [0, 8, 12, 18, 20, 255]
     """
     spec = get_spec(dataset)
+    raw = read_raw_mask(path, spec.mask_format)
+    values, _ = value_counts(raw)
+    labels = label_values(values, spec)
+    if (labels < 0).any():
+        raise bad_values_error(path, values[labels < 0], values, spec)
+    labels = labels.astype(np.uint8)
+    if raw.dtype == np.uint8:  # a lookup table: five times faster than searching
+        table = np.zeros(256, np.uint8)
+        table[values] = labels
+        return table[raw]
+    return labels[np.searchsorted(values, raw)]
+
+
+def read_raw_mask(path, mask_format: str = "index") -> np.ndarray:
+    """A mask file's pixels as they are: (H, W) integers; colour masks (``mask_format="color"``)
+    as ``R << 16 | G << 8 | B``. `label_values` says what they mean."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Mask file not found: {path}")
     if path.suffix.lower() == ".mat":
-        return _to_labels(read_sbd_mask(path), spec, path)
+        return read_sbd_mask(path)
     try:
         with Image.open(path) as im:
+            if mask_format == "color":
+                rgb = np.array(im.convert("RGB"), np.int32)
+                return rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
             if im.mode not in ("P", "L", "1", "I;16", "I"):
                 raise ValueError(
-                    f"Mask {path} has mode {im.mode}: expected a single-channel index PNG "
-                    "(palette or grayscale) whose values are class ids."
+                    f"Mask {path} has mode {im.mode}: expected a single-channel PNG whose values are class ids "
+                    "(or raw values, with mask_values=...); for colour masks pass mask_format='color' and the "
+                    "colormap of your classes to folder_dataset."
                 )
             mask = np.array(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"Cannot decode mask {path}: {e}") from None
-    return _to_labels(mask, spec, path)
+    return mask.astype(np.uint8) if mask.dtype == np.bool_ else mask
 
 
-def _to_labels(mask: np.ndarray, spec: DatasetSpec, path) -> np.ndarray:
-    mask = mask.astype(np.int64)
-    labels = np.where(mask == spec.void_label, VOID, mask)
-    bad = (labels >= spec.num_classes) & (labels != VOID)
-    if bad.any():
-        values = sorted(set(np.unique(labels[bad]).tolist()))[:10]
-        raise ValueError(
-            f"Mask {path} has values {values} outside the {spec.num_classes} classes of "
-            f"{spec.name} (0..{spec.num_classes - 1}) and void ({spec.void_label})."
-        )
-    return labels.astype(np.uint8)
+def value_counts(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a raw mask, sorted, and how many pixels hold each.
+
+    >>> value_counts(np.array([[0, 255, 255]], np.uint8))
+    (array([  0, 255]), array([1, 2]))
+    """
+    if raw.dtype == np.uint8:  # bincount: several times faster than sorting
+        counts = np.bincount(raw.ravel(), minlength=256)
+        values = np.flatnonzero(counts)
+        return values, counts[values]
+    return np.unique(raw, return_counts=True)
+
+
+def label_values(values: np.ndarray, spec: DatasetSpec) -> np.ndarray:
+    """The class id (255: void) of each raw mask value, -1 for an index that is neither a
+    class nor void; any value `mask_values` does not name, or colour not in the colormap, is void.
+
+    >>> from fcnseg.datasets import folder_dataset
+    >>> label_values(np.array([0, 128, 255]), folder_dataset(["bg", "fg"], mask_values={0: 0, 255: 1})).tolist()
+    [0, 255, 1]
+    """
+    values = np.asarray(values, np.int64)
+    if spec.mask_format == "index":
+        labels = np.where(values == spec.void_label, VOID, values)
+        return np.where((labels >= spec.num_classes) & (labels != VOID), -1, labels)
+    if spec.mask_format == "values":
+        meaning = dict(spec.mask_values)
+    else:
+        rgb = spec.colormap.astype(np.int64)
+        meaning = {int(r << 16 | g << 8 | b): i for i, (r, g, b) in enumerate(rgb)}
+    return np.array([meaning.get(int(v), VOID) for v in values], np.int64)
+
+
+def bad_values_error(path, bad, found, spec: DatasetSpec) -> ValueError:
+    """The error for a mask with class ids `bad` outside the classes and void, saying what
+    to pass when the masks' raw values (`found`) stand for classes."""
+    return ValueError(
+        f"Mask {path} has values {[int(v) for v in bad[:10]]} outside the {spec.num_classes} classes of "
+        f"{spec.name} (0..{spec.num_classes - 1}) and void ({spec.void_label}); if its values "
+        f"{[int(v) for v in found[:10]]} stand for classes, pass {suggest_mask_values(found, spec)}."
+    )
+
+
+def suggest_mask_values(found, spec: DatasetSpec) -> str:
+    """The ``mask_values`` argument that maps the raw values `found` to the classes in order
+    (when there are as many), for messages.
+
+    >>> from fcnseg.datasets import folder_dataset
+    >>> suggest_mask_values([0, 255], folder_dataset(["background", "object"]))
+    'mask_values={0: 0, 255: 1} (fcnseg-train: --mask-values 0:0 255:1)'
+    """
+    found = [int(v) for v in found]
+    if len(found) != spec.num_classes:
+        return "mask_values={raw value: class id, ...} (fcnseg-train: --mask-values RAW:ID ...)"
+    pairs = {value: i for i, value in enumerate(found)}
+    words = " ".join(f"{value}:{i}" for value, i in pairs.items())
+    return f"mask_values={pairs} (fcnseg-train: --mask-values {words})"
 
 
 def load_sample(sample: Sample, dataset: str | DatasetSpec = "voc2007"):
@@ -130,36 +198,45 @@ def load_sample(sample: Sample, dataset: str | DatasetSpec = "voc2007"):
     image = load_image(sample.image_path)
     mask = load_mask(sample.mask_path, dataset)
     if image.shape[:2] != mask.shape:
-        raise ValueError(
-            f"Mask {sample.mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
-            f"{sample.image_path} is {image.shape[1]}x{image.shape[0]} (width x height)."
-        )
+        raise size_mismatch(sample, image.shape[1::-1], mask.shape[::-1])
     return image, mask
 
 
-def check_samples(samples: Sequence[Sample], dataset: str | DatasetSpec = "voc2007") -> None:
-    """Check, before any training, that every file exists and image/mask sizes agree.
+def size_mismatch(sample: Sample, image_size, mask_size) -> ValueError:
+    """The error for a mask whose (width, height) is not its image's."""
+    return ValueError(
+        f"Mask {sample.mask_path} is {mask_size[0]}x{mask_size[1]} but its image "
+        f"{sample.image_path} is {image_size[0]}x{image_size[1]} (width x height)."
+    )
 
-    Reads only file headers, so it is quick even for thousands of files (SBD's
-    ``.mat`` masks have none and are read whole). Raises `FileNotFoundError`
-    or `ValueError` naming the first offending files.
-    """
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image or mask file from its header (SBD's ``.mat`` masks: read whole)."""
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        return sbd_mask_size(path)
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"Cannot read {path}: the file is corrupt or not an image ({e}).") from None
+
+
+def check_present(samples: Sequence[Sample]) -> None:
+    """`FileNotFoundError` naming the first missing files of `samples`, if any."""
     missing = [str(p) for s in samples for p in (s.image_path, s.mask_path) if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} file(s) are missing, e.g. {missing[:5]}")
+
+
+def check_samples(samples: Sequence[Sample], dataset: str | DatasetSpec = "voc2007") -> None:
+    """Check that every file exists and image/mask sizes agree, from file headers only (quick
+    even for thousands of files; SBD's ``.mat`` masks have none and are read whole). Raises
+    `FileNotFoundError` or `ValueError` naming the first offending files.
+    `fcnseg.datasets.check_dataset` also reads every mask's values.
+    """
+    check_present(samples)
     for s in samples:
-        sizes = []
-        for p in (s.image_path, s.mask_path):
-            if p.suffix.lower() == ".mat":
-                sizes.append(sbd_mask_size(p))
-                continue
-            try:
-                with Image.open(p) as im:
-                    sizes.append(im.size)
-            except (UnidentifiedImageError, OSError) as e:
-                raise ValueError(f"Cannot read {p}: the file is corrupt or not an image ({e}).")
+        sizes = image_size(s.image_path), image_size(s.mask_path)
         if sizes[0] != sizes[1]:
-            raise ValueError(
-                f"Mask {s.mask_path} is {sizes[1][0]}x{sizes[1][1]} but its image "
-                f"{s.image_path} is {sizes[0][0]}x{sizes[0][1]} (width x height)."
-            )
+            raise size_mismatch(s, *sizes)

@@ -13,6 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 VOID = 255
+MASK_FORMATS = ("index", "values", "color")  # what a mask's pixels hold: class ids, raw values, colours
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -44,7 +45,10 @@ class Layout:
 class DatasetSpec:
     """A segmentation dataset: class names, colormap, which raw label is void, its `Layout`
     and where its images and masks live within it (``image_dir``, ``mask_dir``: folder
-    names, or templates with a ``{split}`` field for the folders layout).
+    names, or templates with a ``{split}`` field for the folders layout), and what its
+    masks hold (``mask_format``, one of `MASK_FORMATS`): class ids (``"index"``), raw
+    values that ``mask_values`` maps to class ids (``"values"``: ``((raw, class id), ...)``),
+    or the colours of ``colormap`` (``"color"``); `fcnseg.datasets.load_mask` decodes them.
 
     Example (your own data, `fcnseg.datasets.folder_dataset`: ``root/train/images/*.jpg``
     with ``root/train/masks/*.png``):
@@ -63,6 +67,8 @@ class DatasetSpec:
     mask_dir: str = "{split}/masks"
     root_env: str | None = None  # the variable naming the dataset's folder
     eval_split: str = "val"  # the split scores are reported on (CamVid: test)
+    mask_format: str = "index"
+    mask_values: tuple[tuple[int, int], ...] = ()  # with mask_format "values": (raw value, class id) pairs
 
     @property
     def num_classes(self) -> int:
