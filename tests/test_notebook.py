@@ -126,7 +126,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"overrides": {"variant": "fcn64s"}}, "Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
         ({"overrides": {"decoder": "unet"}}, "Unknown decoder 'unet'"),
         ({"recipe": "reference", "overrides": {"variant": "fcn8s"}}, "decoder='notebook' is the reference notebook's FCN-32s decoder"),
-        ({"overrides": {"loss": "dice"}}, "Unknown loss 'dice': use one of 'sparse_ce', 'bce'"),
+        ({"overrides": {"loss": "lovasz"}}, "Unknown loss 'lovasz': use one of 'sparse_ce', 'bce', 'dice'"),
         ({"overrides": {"schedule": "cosine"}}, "Unknown schedule 'cosine'"),
         ({"overrides": {"precision": "float16"}}, "Unknown precision 'float16'"),
         ({"overrides": {"image_size": (256,)}}, "image_size must be (height, width), two positive integers"),
@@ -181,7 +181,7 @@ def test_quick_mode_on_the_sample(tmp_path, capsys):
     assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
     assert cfg.encoder == "random initialisation (no pre-training)"
     assert cfg.predict_options == {"input_size": (64, 64), "scales": (1.0,), "flip": False}  # scored at full size
-    assert cfg.options.step("make_dataset")["batch_size"] == 1 and cfg.options.scale_range == (1.0, 1.0)
+    assert cfg.options.step("make_dataset")["batch_size"] == 1 and cfg.options.scale_range == (0.5, 1.5)
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out and "model input 64x64" in out
 
