@@ -297,7 +297,7 @@ def train_twin(work: Path, h5_path, *, normalize: bool, index_masks: bool, epoch
         if np.mean(ious) > best:
             best = float(np.mean(ious))
             torch.save(model.state_dict(), work / "twin.pth")
-        log.append({"epoch": epoch + 1, "train_loss": float(loss), "val_loss": float(np.mean(val_losses)),
+        log.append({"epoch": epoch + 1, "train_loss": loss.item(), "val_loss": float(np.mean(val_losses)),
                     "val_iou": float(np.mean(ious)), "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
         print(json.dumps(log[-1]), flush=True)
     return {"epochs": log, "best_val_iou": best, "saved": (work / "twin.pth").is_file()}

@@ -78,6 +78,17 @@ def test_all_voc_masks_decode_to_classes_and_void(voc_root):
         assert set(np.unique(mask).tolist()) <= VOC_LABELS, path
 
 
+def test_voc_train_and_val_images_are_all_there_at_their_masks_sizes(voc_root):
+    """Every one of the 422 trainval images decodes and is exactly its mask's size (the images of
+    ../shared are re-encoded JPEG copies at the original sizes; the tarball's are the originals)."""
+    samples = read_split(voc_root, "trainval")
+    assert len(samples) == 422
+    check_samples(samples)  # every file there and readable, named if not
+    for sample in samples:
+        image, mask = load_sample(sample)
+        assert image.shape == (*mask.shape, 3) and image.dtype == np.uint8, sample.id
+
+
 def test_voc_example_image_and_mask(voc_root):
     sample = next(s for s in read_split(voc_root, "test") if s.id == EXAMPLE_ID)
     image, mask = load_sample(sample)

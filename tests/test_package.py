@@ -351,6 +351,25 @@ def test_no_results_file_records_an_absolute_path():
     assert offenders == []
 
 
+def test_every_results_metrics_json_agrees_with_its_own_confusion_matrix():
+    """Each metrics.json under results/ that holds a confusion matrix gives the scores that matrix
+    gives (fcnseg.metrics.summarize), and its figures are files in its own folder."""
+    from fcnseg.metrics import summarize
+
+    files = [p for p in (REPO / "results").rglob("*metrics.json") if "confusion_matrix" in json.loads(p.read_text())]
+    assert REPO / "results" / "camvid" / "metrics.json" in files
+    for path in files:
+        recorded = json.loads(path.read_text())
+        classes = list(recorded["iou_per_class"])
+        recomputed = summarize(np.asarray(recorded["confusion_matrix"]), classes)
+        for key in ("mean_iou", "frequency_weighted_iou", "pixel_accuracy"):
+            assert recorded[key] == pytest.approx(recomputed[key], abs=1e-9), (path, key)
+        for name in classes:
+            assert recorded["iou_per_class"][name] == pytest.approx(recomputed["iou_per_class"][name], abs=1e-9, nan_ok=True)
+        for figure in recorded.get("figures", {}).values():
+            assert (REPO / figure).is_file() and (REPO / figure).parent == path.parent, (path, figure)
+
+
 def test_portable_paths(tmp_path, monkeypatch):
     from fcnseg.files import portable_path
 
