@@ -179,7 +179,7 @@ def test_bad_budget_arguments_raise_value_error(model, image, bad, match):
         predict_mask(model, image, **bad)
 
 
-def test_predict_cli_writes_the_outputs_of_a_photo_over_the_budget(model, tmp_path):
+def test_predict_cli_writes_the_outputs_of_a_photo_over_the_budget(model, tmp_path, capsys):
     photo = street_images()[0]  # a real 960x540 photo, over a budget of 0.1 megapixel
     model_path = tmp_path / "fcn8s.keras"
     model.save(model_path)
@@ -191,6 +191,8 @@ def test_predict_cli_writes_the_outputs_of_a_photo_over_the_budget(model, tmp_pa
         mask = np.asarray(Image.open(out / "masks" / f"{photo.stem}.png"))
         assert mask.shape == load_image(photo).shape[:2] and mask.max() < 11
         assert Image.open(out / "overlays" / f"{photo.stem}.png").size == Image.open(photo).size
+    assert main_predict([str(model_path), str(photo), "--out", str(out), "--max-pixels", "0", "--overwrite"]) == 1
+    assert "error: max_pixels must be an integer >= 1, got 0." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

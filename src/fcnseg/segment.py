@@ -32,7 +32,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from fcnseg.checks import OVERSIZE, check_scales, one_of
+from fcnseg.checks import OVERSIZE, check_scales, one_of, positive_int
 from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
@@ -105,8 +105,8 @@ def segment_files(
         ``{"written": [paths], "kept": [paths], "failed": {input: reason}}``.
     """
     spec = spec_for_classes(model.output_shape[-1], dataset)
-    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip, max_pixels=max_pixels,
-                   oversize=one_of("oversize", oversize, OVERSIZE))  # fmt: skip
+    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip,
+                   max_pixels=positive_int("max_pixels", max_pixels), oversize=one_of("oversize", oversize, OVERSIZE))
     video_options = dict(outputs=video_outputs, mask_format=mask_format, batch_size=batch_size, alpha=alpha,
                          overwrite=overwrite, progress=progress, **options)  # fmt: skip
     video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work
