@@ -167,9 +167,10 @@ def test_tiles_cover_the_image_within_the_budget():
 def test_a_tiled_prediction_matches_the_untiled_one_on_most_pixels(model, camvid_root):
     frame = load_image(sorted((camvid_root / "val").glob("*.png"))[0])  # 360x480
     whole = predict_mask(model, frame)
-    tiled = predict_mask(model, frame, max_pixels=192 * 256, oversize="tiles")  # 3 x 3 tiles
-    assert len(tile_grid(frame.shape[:2], 192 * 256)) == 9
-    assert (tiled == whole).mean() > 0.9 and np.unique(whole).size >= 2
+    tiled = predict_mask(model, frame, max_pixels=256 * 320, oversize="tiles")  # 2 x 2 tiles of 256x320
+    assert len(tile_grid(frame.shape[:2], 256 * 320)) == 4
+    agreement = (tiled == whole).mean()  # 0.926 on an AMD EPYC; a frame's largest class here: 0.76
+    assert agreement > 0.9 and np.unique(whole).size >= 2
 
 
 @pytest.mark.parametrize("bad, match", [({"oversize": "crop"}, "Unknown oversize 'crop'"),
