@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fcnseg.cli import main_predict
 from fcnseg.datasets import VOID, load_image, load_mask, read_split
 from fcnseg.evaluation import evaluate
 from fcnseg.fcn import build_fcn
-from fcnseg.predict import predict_logits, predict_mask, predict_masks
+from fcnseg.predict import fit_pixels, predict_logits, predict_mask, predict_masks, tile_grid
+from fcnseg.pretrained import street_images
 
 import reference
 
@@ -136,13 +138,62 @@ def test_bad_scales_raise_value_error(model, image, bad):
         predict_mask(model, image, scales=bad)
 
 
-def test_too_large_image_is_refused_unless_input_size(model):
-    big = np.zeros((100, 120, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"100x120.*max_pixels=5000.*input_size"):
-        predict_mask(model, big, max_pixels=5000)
-    assert predict_mask(model, big, input_size=(50, 60), max_pixels=5000).shape == (100, 120)
-    with pytest.raises(ValueError, match=r"100x120 pixels \(scale 2\).*max_pixels=5000"):
-        predict_mask(model, big, input_size=(50, 60), scales=(1, 2), max_pixels=5000)
+@pytest.mark.parametrize("oversize", ["downscale", "tiles"])
+def test_an_image_over_the_budget_gives_a_mask_of_its_own_size(model, oversize):
+    big = rng.integers(0, 256, size=(100, 120, 3), dtype=np.uint8)
+    budget = dict(max_pixels=5000, oversize=oversize)
+    mask = predict_mask(model, big, **budget)
+    assert mask.shape == (100, 120) and mask.dtype == np.uint8 and mask.max() < 11
+    assert predict_mask(model, big, input_size=(50, 60), scales=(1, 2), **budget).shape == (100, 120)  # 2x over
+    assert [m.shape for m in predict_masks(model, [big, big[:40]], **budget)] == [(100, 120), (40, 120)]
+
+
+def test_downscale_predicts_at_the_largest_size_within_the_budget(model):
+    big = rng.integers(0, 256, size=(100, 120, 3), dtype=np.uint8)
+    assert fit_pixels((100, 120), 5000) == (64, 77)
+    np.testing.assert_array_equal(predict_mask(model, big, max_pixels=5000),  # the default way
+                                  predict_mask(model, big, input_size=(64, 77)))
+
+
+def test_tiles_cover_the_image_within_the_budget():
+    for size, budget in [((100, 120), 5000), ((3000, 4000), 2048 * 2048), ((50, 9000), 100_000), ((40, 40), 100)]:
+        covered = np.zeros(size, int)
+        for (top, height), (left, width) in tile_grid(size, budget):
+            assert height * width <= max(budget, 32 * 32) and top + height <= size[0] and left + width <= size[1]
+            covered[top : top + height, left : left + width] += 1
+        assert covered.min() >= 1
+
+
+def test_a_tiled_prediction_matches_the_untiled_one_on_most_pixels(model, camvid_root):
+    frame = load_image(sorted((camvid_root / "val").glob("*.png"))[0])  # 360x480
+    whole = predict_mask(model, frame)
+    tiled = predict_mask(model, frame, max_pixels=256 * 320, oversize="tiles")  # 2 x 2 tiles of 256x320
+    assert len(tile_grid(frame.shape[:2], 256 * 320)) == 4
+    agreement = (tiled == whole).mean()  # 0.926 on an AMD EPYC; a frame's largest class here: 0.76
+    assert agreement > 0.9 and np.unique(whole).size >= 2
+
+
+@pytest.mark.parametrize("bad, match", [({"oversize": "crop"}, "Unknown oversize 'crop'"),
+                                        ({"max_pixels": 0}, "max_pixels must be an integer >= 1")])
+def test_bad_budget_arguments_raise_value_error(model, image, bad, match):
+    with pytest.raises(ValueError, match=match):
+        predict_mask(model, image, **bad)
+
+
+def test_predict_cli_writes_the_outputs_of_a_photo_over_the_budget(model, tmp_path, capsys):
+    photo = street_images()[0]  # a real 960x540 photo, over a budget of 0.1 megapixel
+    model_path = tmp_path / "fcn8s.keras"
+    model.save(model_path)
+    out = tmp_path / "out"
+    for way in ("downscale", "tiles"):
+        argv = [str(model_path), str(photo), "--out", str(out), "--max-pixels", "100000", "--oversize", way,
+                "--quiet", "--overwrite"]  # fmt: skip
+        assert main_predict(argv) == 0
+        mask = np.asarray(Image.open(out / "masks" / f"{photo.stem}.png"))
+        assert mask.shape == load_image(photo).shape[:2] and mask.max() < 11
+        assert Image.open(out / "overlays" / f"{photo.stem}.png").size == Image.open(photo).size
+    assert main_predict([str(model_path), str(photo), "--out", str(out), "--max-pixels", "0", "--overwrite"]) == 1
+    assert "error: max_pixels must be an integer >= 1, got 0." in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

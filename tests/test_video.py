@@ -119,6 +119,15 @@ def test_lossless_mask_video_and_test_time_options(model, clip, tmp_path):
     assert any(not np.array_equal(p[..., 0], predict_mask(model, f)) for f, p in zip(inputs, decoded))  # options show
 
 
+def test_frames_over_the_pixel_budget_get_masks_of_their_size(model, clip, tmp_path):
+    report = segment_video(model, clip, tmp_path, outputs=("masks",), max_pixels=2000, batch_size=4, progress=False)
+    assert report["frames"] == 7
+    inputs, _ = decode(clip)
+    for k, frame in enumerate(inputs):  # 90x120 frames over a budget of 2000 pixels: downscaled by default
+        mask = np.asarray(Image.open(tmp_path / f"masks/drive/{k:06d}.png"))
+        np.testing.assert_array_equal(mask, predict_mask(model, frame, max_pixels=2000))
+
+
 def test_cli_segments_videos_and_images_skips_bad_ones_and_keeps_outputs(model_file, clip, frames, tmp_path, capsys):
     folder = tmp_path / "inputs"
     folder.mkdir()

@@ -32,6 +32,11 @@ EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
 VIDEO_OUTPUTS = ("overlays", "colored", "masks")  # what `fcnseg.video.segment_video` writes per video
 MASK_FORMATS = ("png", "mkv")  # its class ids: a PNG per frame, or one lossless video
+# The pixels of one model input in `fcnseg.predict` (a budget: memory grows with it), and how an input
+# over it is run: scaled down to fit, or cut into tiles (the default and why: `fcnseg.predict.fit_input`).
+MAX_PIXELS = 2048 * 2048
+OVERSIZE = ("downscale", "tiles")
+OVERSIZE_DEFAULT = "downscale"
 
 
 def one_of(name: str, value, allowed):

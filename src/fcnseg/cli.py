@@ -26,7 +26,8 @@ import os
 import sys
 
 from fcnseg import options, recipes
-from fcnseg.checks import EXPORT_FORMATS, MASK_FORMATS, PRECISIONS, QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS
+from fcnseg.checks import (EXPORT_FORMATS, MASK_FORMATS, MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT, PRECISIONS,
+                           QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS)  # fmt: skip
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
@@ -99,9 +100,10 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default=recipes.DEFAULT, choices=tuple(recipes.RECIPES), help="default: %(default)s")
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
-    p.add_argument("--init-from", default=None, metavar="MODEL.keras",
-                   help="start from a trained model (e.g. a best.keras) instead of the VGG16 encoder alone; "
-                        "its architecture replaces the recipe's")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from a trained model (a .keras file such as a best.keras, or a shipped model's name, "
+                        "e.g. camvid-fcn8s) instead of the VGG16 encoder alone; its architecture replaces the "
+                        "recipe's, its class layers are re-made when the dataset has another number of classes")
     p.add_argument("--strategy", default="none", choices=STRATEGIES,
                    help="tf.distribute: all local GPUs (mirrored) or the workers in TF_CONFIG; the batch is global")
     options.add_flags(p.add_argument_group("options (fcnseg.options.Options; a recipe sets some of them)"))
@@ -193,6 +195,11 @@ def main_predict(argv=None) -> int:
                    help="colours of this dataset (default: the one with the model's number of classes)")
     add_test_time_flags(p)
     add_precision_flag(p)
+    p.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS,
+                   help=f"pixels of one model input; larger images are run as --oversize says (default: {MAX_PIXELS})")
+    p.add_argument("--oversize", default=argparse.SUPPRESS, choices=OVERSIZE,
+                   help="an image over --max-pixels: scaled down to fit, logits resized back (downscale), or cut "
+                        f"into overlapping tiles (tiles) (default: {OVERSIZE_DEFAULT})")
     p.add_argument("--alpha", type=float, default=argparse.SUPPRESS, help="overlay opacity (default: 0.5)")
     p.add_argument("--video-outputs", nargs="+", default=["overlays"], choices=VIDEO_OUTPUTS,
                    help="what to write per video: overlays/NAME.mp4, colored/NAME.mp4 (colour masks), masks/ "
@@ -211,12 +218,12 @@ def main_predict(argv=None) -> int:
     from fcnseg.fcn import load_fcn
     from fcnseg.segment import segment_files
 
-    alpha = {"alpha": args.alpha} if hasattr(args, "alpha") else {}
+    given = {k: getattr(args, k) for k in ("alpha", "max_pixels", "oversize") if hasattr(args, k)}
     try:
         report = segment_files(load_fcn(args.model, precision=args.precision), args.inputs, args.out,
                                dataset=args.dataset, video_outputs=args.video_outputs, mask_format=args.mask_format,
                                batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
-                               **alpha, **_test_time(args))  # fmt: skip
+                               **given, **_test_time(args))  # fmt: skip
     except KeyboardInterrupt:
         print("\ninterrupted: the outputs being written were removed, the finished ones kept", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from fcnseg.checks import check_architecture, imagenet_or_file, one_of
+from fcnseg.checks import check_architecture, imagenet_or_file, one_of, positive_int
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
 from fcnseg.precision import resolve_precision
@@ -308,11 +308,14 @@ def build_fcn(
     return model
 
 
-def load_fcn(path, *, precision: str | None = None) -> keras.Model:
+def load_fcn(path, *, precision: str | None = None, num_classes: int | None = None) -> keras.Model:
     """Load a model saved with ``model.save("x.keras")``, or a shipped one by name, in Keras' safe mode.
 
     `path` is a ``.keras`` file or the name of a model that ships with the
     package (`fcnseg.pretrained.available_models`, e.g. ``"camvid-fcn8s"``).
+    With `num_classes` other than the model's, its class layers are re-made for
+    that many classes and every other weight is kept (`with_classes`): the model to
+    fine-tune on your own data.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded. The
@@ -328,6 +331,8 @@ def load_fcn(path, *, precision: str | None = None) -> keras.Model:
 
     >>> model = load_fcn("runs/camvid_fcn8s/best.keras", precision="auto")  # doctest: +SKIP
     >>> model = load_fcn("camvid-fcn8s", precision="auto")                   # doctest: +SKIP
+    >>> load_fcn("camvid-fcn8s", num_classes=21).output_shape                 # doctest: +SKIP
+    (None, None, None, 21)
     """
     path = model_file(path)
     try:
@@ -342,7 +347,70 @@ def load_fcn(path, *, precision: str | None = None) -> keras.Model:
         ) from None
     if any(weight.dtype != "float32" for weight in model.weights):  # a file saved with float16 weights
         model = _with_weights_in(model, "float32")
+    if num_classes is not None:
+        model = with_classes(model, num_classes)
     return with_precision(model, precision)
+
+
+def with_classes(model: keras.Model, num_classes: int) -> keras.Model:
+    """`model` (an FCN from `build_fcn`) for `num_classes` classes, to fine-tune on new data.
+
+    As keras-hub's ``from_preset(name, num_classes=k)`` does: the same architecture
+    (`fcn_options`) is built for `num_classes`, and every layer whose weights have
+    the same shapes keeps them: the encoder, fc6/fc7, the notebook decoder's
+    deconvolutions and BatchNorm statistics, and each layer's dtype policy. The
+    class layers (`CLASS_LAYERS`: ``score_fr``, ``score_pool4``, ``score_pool3``
+    and the upsamplings, or ``classifier``) start as `build_fcn` starts them.
+    `model` itself when it already has `num_classes` classes.
+
+    >>> model = with_classes(build_fcn("fcn8s", num_classes=11, fc_units=64, backbone_weights=None), 21)
+    >>> model.output_shape, tuple(model.get_layer("score_pool3").kernel.shape)
+    ((None, None, None, 21), (1, 1, 256, 21))
+    """
+    num_classes = positive_int("num_classes", num_classes)
+    if num_classes == model.output_shape[-1]:
+        return model
+    new = build_fcn(**{**fcn_options(model), "num_classes": num_classes, "backbone_weights": None})
+    source = {layer.name: layer for layer in model.layers}
+    for layer in new.layers:
+        old = source.get(layer.name)
+        if old is not None and [w.shape for w in old.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(old.get_weights())
+            layer.dtype_policy = old.dtype_policy
+    return new
+
+
+def fcn_options(model: keras.Model) -> dict:
+    """The `build_fcn` arguments of `model`'s architecture, read off its layers (backbone_weights
+    and fc_weights aside: they only initialise).
+
+    >>> options = fcn_options(build_fcn("fcn16s", num_classes=5, fc_units=32, frozen_blocks=2, backbone_weights=None))
+    >>> options["variant"], options["num_classes"], options["fc_units"], options["frozen_blocks"]
+    ('fcn16s', 5, 32, 2)
+    """
+    layers_by_name = {layer.name: layer for layer in model.layers}
+    if "fc6" not in layers_by_name:
+        raise ValueError(f"Model {model.name!r} has no fc6 layer: only FCNs built by fcnseg.build_fcn can be "
+                         "given new classes (build one with build_fcn(...) and load its weights).")  # fmt: skip
+    variant = next((v for v, layer in (("fcn8s", "score_pool3"), ("fcn16s", "score_pool4"))
+                    if layer in layers_by_name), "fcn32s")  # fmt: skip
+    last_upsampling = next((layers_by_name[n] for n in ("upscore8", "upscore16", "upscore32") if n in layers_by_name), None)
+    frozen = [not layers_by_name[f"block{b}_conv1"].trainable for b in range(1, 6)]
+    fc6 = layers_by_name["fc6"]
+    return {
+        "variant": variant,
+        "num_classes": model.output_shape[-1],
+        "input_shape": tuple(model.input_shape[1:]),
+        "decoder": "notebook" if "classifier" in layers_by_name else "bilinear",
+        "fc_units": fc6.filters,
+        "fc_kernel_size": fc6.kernel_size[0],
+        "dropout": layers_by_name["drop6"].rate,
+        "learn_upsampling": Options.learn_upsampling if last_upsampling is None else last_upsampling.trainable,
+        "skip_scales": tuple(layers_by_name[f"{n}_scale"].scale if f"{n}_scale" in layers_by_name else default
+                             for n, default in zip(("score_pool4", "score_pool3"), Options.skip_scales)),  # fmt: skip
+        "frozen_blocks": frozen.index(False) if False in frozen else 5,
+        "name": model.name,
+    }
 
 
 def save_fcn(model: keras.Model, path, *, weights_dtype: str = "float32") -> Path:

@@ -132,7 +132,8 @@ class RunPlan:
 
     def build_model(self):
         """Set the seed (of the first stage) and the precision policy, then build the model
-        (`build_fcn`), or load the checkpoint or `init_from` model to run at that policy."""
+        (`build_fcn`), or load the checkpoint or `init_from` model to run at that policy
+        (`init_from` with new class layers when the dataset has another number of classes)."""
         import keras
 
         from fcnseg.fcn import build_fcn, load_fcn
@@ -140,8 +141,10 @@ class RunPlan:
 
         keras.utils.set_random_seed((self.first_stage or self.options).seed)
         precision = set_precision(self.options.precision)
-        if self.checkpoint or self.init_from:
-            return load_fcn(self.checkpoint or self.init_from, precision=precision)
+        if self.checkpoint:
+            return load_fcn(self.checkpoint, precision=precision)
+        if self.init_from:
+            return load_fcn(self.init_from, precision=precision, num_classes=self.spec.num_classes)
         return build_fcn(num_classes=self.spec.num_classes, **self.options.step("build_fcn"))
 
     def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float | None:
@@ -262,7 +265,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
     `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file, or a
     shipped model's name such as ``"camvid-fcn8s"``) nothing is trained; with
-    `init_from` training starts from that model. `run_dir` (default:
+    `init_from` (the same kinds) training starts from that model, its class layers
+    re-made when the dataset has another number of classes (`fcnseg.fcn.with_classes`). `run_dir` (default:
     `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
     `fcnseg.checks.STRATEGIES`.
 
@@ -295,7 +299,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
             if value is not None and not isinstance(value, (str, os.PathLike)):
                 raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
         dataset = get_spec(options.dataset).name
-        checkpoint, init_from = _model_file("checkpoint", checkpoint, dataset), _model_file("init_from", init_from, dataset)
+        checkpoint, init_from = _model_file("checkpoint", checkpoint, dataset), _model_file("init_from", init_from)
     except ValueError as e:  # the run's own error type, with the check's message
         raise ParameterError(str(e)) from None
     notes = []
@@ -397,13 +401,13 @@ def _offline(recipe, options, checkpoint, results_dir, why: str, verbose: bool) 
     return plan
 
 
-def _model_file(name: str, path, dataset: str) -> Path | None:
-    """The file of a ``.keras`` path or of a shipped model's name (trained on `dataset`)."""
+def _model_file(name: str, path, dataset: str | None = None) -> Path | None:
+    """The file of a ``.keras`` path or of a shipped model's name (trained on `dataset`, when given)."""
     if path is None:
         return None
     if isinstance(path, str) and path in available_models():
         card = model_card(path)
-        if card["dataset"] != dataset:
+        if dataset is not None and card["dataset"] != dataset:
             raise ValueError(f"{name} {path!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
                              f"use a recipe for {card['dataset']} (recipe={card['parameters']['recipe']!r}).")
         return model_file(path)

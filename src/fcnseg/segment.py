@@ -32,11 +32,11 @@ import keras
 import numpy as np
 from PIL import Image
 
-from fcnseg.checks import check_scales
+from fcnseg.checks import OVERSIZE, check_scales, one_of, positive_int
 from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
-from fcnseg.predict import predict_mask, prepare_image
+from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_mask, prepare_image
 from fcnseg.video import VIDEO_SUFFIXES, segment_video, video_targets
 from fcnseg.viz import colorize, overlay
 
@@ -72,6 +72,8 @@ def segment_files(
     input_size=Options.input_size,
     scales=Options.scales,
     flip: bool = Options.flip,
+    max_pixels: int = MAX_PIXELS,
+    oversize: str = OVERSIZE_DEFAULT,
     alpha: float = 0.5,
     video_outputs=("overlays",),
     mask_format: str = "png",
@@ -90,6 +92,8 @@ def segment_files(
         dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`, for the colours; default:
             the built-in dataset with the model's number of classes, else a VOC-style palette.
         input_size, scales, flip: as in `predict_mask` (test-time augmentation).
+        max_pixels, oversize: as in `predict_mask`: a photo over the pixel budget (by default 4
+            megapixels, e.g. a 12-megapixel phone photo) is downscaled to it or tiled.
         alpha: the overlay's opacity.
         video_outputs, mask_format, batch_size: for videos, as `segment_video`'s
             ``outputs``, ``mask_format`` and ``batch_size``.
@@ -101,7 +105,8 @@ def segment_files(
         ``{"written": [paths], "kept": [paths], "failed": {input: reason}}``.
     """
     spec = spec_for_classes(model.output_shape[-1], dataset)
-    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip)
+    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip,
+                   max_pixels=positive_int("max_pixels", max_pixels), oversize=one_of("oversize", oversize, OVERSIZE))
     video_options = dict(outputs=video_outputs, mask_format=mask_format, batch_size=batch_size, alpha=alpha,
                          overwrite=overwrite, progress=progress, **options)  # fmt: skip
     video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work

@@ -29,7 +29,7 @@ import keras
 from fcnseg.checks import MASK_FORMATS, VIDEO_OUTPUTS, one_of, positive_int
 from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_dir, atomic_path
-from fcnseg.predict import predict_masks
+from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_masks
 from fcnseg.viz import colorize, overlay
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm")
@@ -83,9 +83,10 @@ def _frames(capture, frame):
         ok, frame = capture.read()
 
 
-def segment_frames(model, frames, *, batch_size: int = 8, input_size=None, scales=(1.0,), flip: bool = False):
+def segment_frames(model, frames, *, batch_size: int = 8, input_size=None, scales=(1.0,), flip: bool = False,
+                   max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT):  # fmt: skip
     """``(frame, mask)`` for each frame of an iterable, predicted `batch_size` frames at a time
-    (`predict_masks`, with its test-time options): only one batch is held at a time.
+    (`predict_masks`, with its test-time options and pixel budget): only one batch is held at a time.
 
     >>> for frame, mask in segment_frames(model, frames, batch_size=4, flip=True):   # doctest: +SKIP
     ...     picture = overlay(frame, mask, colormap=spec.colormap)
@@ -93,7 +94,8 @@ def segment_frames(model, frames, *, batch_size: int = 8, input_size=None, scale
     batch_size = positive_int("batch_size", batch_size)
     frames = iter(frames)
     while batch := list(itertools.islice(frames, batch_size)):
-        masks = predict_masks(model, batch, input_size=input_size, scales=scales, flip=flip, batch_size=batch_size)
+        masks = predict_masks(model, batch, input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
+                              max_pixels=max_pixels, oversize=oversize)  # fmt: skip
         yield from zip(batch, masks)
 
 
@@ -124,6 +126,8 @@ def segment_video(
     input_size=None,
     scales=(1.0,),
     flip: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    oversize: str = OVERSIZE_DEFAULT,
     alpha: float = 0.5,
     batch_size: int = 8,
     overwrite: bool = False,
@@ -141,6 +145,7 @@ def segment_video(
         mask_format: ``"png"`` (a folder of PNG frames) or ``"mkv"`` (one lossless FFV1 video).
         dataset: the colours, as in `segment_files`.
         input_size, scales, flip: as in `predict_mask` (test-time augmentation).
+        max_pixels, oversize: as in `predict_mask`: frames over the pixel budget are downscaled or tiled.
         alpha: the overlay's opacity.
         batch_size: frames per model call.
         overwrite: replace outputs that exist (default: keep them; a video whose outputs
@@ -169,7 +174,7 @@ def segment_video(
         bar = keras.utils.Progbar(info.frame_count, unit_name="frame", stateful_metrics=["fps"]) if progress else None
         started = time.perf_counter()
         for frame, mask in segment_frames(model, frames, batch_size=batch_size, input_size=input_size, scales=scales,
-                                          flip=flip):  # fmt: skip
+                                          flip=flip, max_pixels=max_pixels, oversize=oversize):  # fmt: skip
             for kind, write in writers.items():
                 write(draw[kind](frame, mask))
             report["frames"] += 1
