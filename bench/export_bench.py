@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Size, latency and agreement with Keras of each export format (the README's "Export for deployment").
+"""Size, latency and agreement with Keras of each export format (docs/export.md).
 
 Builds a random-weight FCN-8s at full size (21 classes, fc_units=4096; seeded),
 exports it to every format, and runs each file in its own runtime in a fresh

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """results/camvid/camvid_overlay.gif: a model's overlays on a CamVid test sequence, frames in order, as
-an animated GIF small enough for the README to show inline (at most ``--max-mib``, 5 MiB).
+an animated GIF small enough for docs/videos.md to show inline (at most ``--max-mib``, 5 MiB).
 
 The frames are CamVid's test sequence ``--sequence`` (Seq05VD or 0001TP; CamVid's frames are
 1 s of driving apart at 30 fps, so the animation plays them at ``--fps``, default 4), predicted

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Speed of the video path (`fcnseg.video.segment_video`) at 480x360, where its time goes, and
-float32 against mixed_bfloat16 per frame with their agreement (the README's "Videos").
+float32 against mixed_bfloat16 per frame with their agreement (docs/videos.md).
 
 The clip is CamVid's test sequence Seq05VD in order (``--frames`` frames at 480x360, written
 as an MPEG-4 video at 30 fps; random frames when CAMVID_ROOT is unset), or ``--video``. The
