@@ -297,7 +297,9 @@ def load_program(content: bytes):
 
         Interpreter = tf.lite.Interpreter
     with filtered_stderr(LITERT_NOISE):
-        return Interpreter(model_content=content, num_threads=os.cpu_count()).get_signature_runner()
+        interpreter = Interpreter(model_content=content, num_threads=os.cpu_count())
+        interpreter.allocate_tensors()  # applies XNNPACK, which says so on stderr
+    return interpreter.get_signature_runner()
 
 
 def cpu_has_int8_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
