@@ -120,12 +120,18 @@ class Erfinv(keras.layers.Layer):
         return ops.erfinv(ops.tanh(x / 255))
 
 
-def test_a_model_litert_cannot_convert_says_what_to_use(cache):
+def test_a_model_litert_cannot_convert_says_what_to_use_once(cache, tmp_path):
+    from fcnseg import segment_files
+
     images = keras.Input((None, None, 3))
     model = keras.Model(images, keras.layers.Conv2D(11, 1)(Erfinv()(images)), name="odd")
-    with pytest.raises(ValueError, match=r"^LiteRT cannot convert odd to int8 \(Custom ops: Erfinv\): run it in "
-                                         r"float instead, .*precision='auto'"):  # fmt: skip
-        Int8Model(model, [np.zeros((32, 32, 3), np.uint8)]).predict_on_batch(np.zeros((1, 32, 32, 3), "float32"))
+    photos = [tmp_path / f"{i}.png" for i in range(2)]
+    for photo in photos:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photo)
+    # The model's fault ends the run at the first file, instead of failing every file alike.
+    with pytest.raises(int8.ConversionError, match=r"^LiteRT cannot convert odd to int8 \(Custom ops: Erfinv\): "
+                                                   r"run it in float instead, .*precision='auto'"):  # fmt: skip
+        segment_files(model, photos, tmp_path / "out", progress=False, precision="int8", calibration=photos)
     assert not list(cache.glob("*.tflite"))
 
 
@@ -174,6 +180,7 @@ def test_calibration_takes_a_dataset_split(camvid_root):
     (lambda: inference_model("model", "mixed_bfloat16"), ValueError,
      r"precision='mixed_bfloat16' is a Keras policy, chosen when loading: load_fcn\(path, precision="),
     (lambda: inference_model("model", None, "photos/"), ValueError, "calibration= calibrates precision='int8'"),
+    (lambda: int8.int8_model(Int8Model.__new__(Int8Model), "photos/"), ValueError, "The model is int8 already"),
     (lambda: calibration_images(None, 21), ValueError, "needs calibration images for a model of 21 classes: pass"),
     (lambda: calibration_images("no/such/photo.jpg"), FileNotFoundError, "Calibration image not found: no/such"),
     (lambda: calibration_images(Path(__file__).parent / "data" / "README.md"), ValueError, "No calibration images"),

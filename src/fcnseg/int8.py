@@ -60,6 +60,10 @@ LITERT_NOISE = re.compile(r"Created TensorFlow Lite XNNPACK delegate|tf\.lite\.I
 _LOADED: collections.OrderedDict = collections.OrderedDict()  # program key -> LiteRT signature runner
 
 
+class ConversionError(ValueError):
+    """LiteRT cannot convert the model: a fault of the model, not of the image being segmented."""
+
+
 def inference_model(model, precision=None, calibration=None):
     """What the prediction functions run: `model` as loaded (``precision=None``), or with
     ``precision="int8"`` its `Int8Model` calibrated on `calibration`.
@@ -87,9 +91,11 @@ def int8_model(model, calibration=None) -> Int8Model:
     >>> int8_model(load_fcn("camvid-fcn8s")).output_shape      # doctest: +SKIP
     (None, None, None, 11)
     """
-    if isinstance(model, Int8Model):
-        return model
-    return Int8Model(model, calibration)
+    if not isinstance(model, Int8Model):
+        return Int8Model(model, calibration)
+    if calibration is not None:
+        raise ValueError("The model is int8 already, with its calibration: pass calibration= with the Keras model.")
+    return model
 
 
 class Int8Model:
@@ -256,7 +262,7 @@ def build_program(model, size, samples) -> bytes:
     """A full-integer int8 LiteRT program of `model` for uint8 images of `size` (H, W), calibrated
     on `samples` (uint8 batches of that size); ops without an int8 kernel stay float.
 
-    The model is converted from a float32 copy, whatever its policy. `ValueError` when the converter fails.
+    The model is converted from a float32 copy, whatever its policy. `ConversionError` when the converter fails.
     """
     import tensorflow as tf
 
@@ -275,9 +281,9 @@ def build_program(model, size, samples) -> bytes:
                            target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                           tf.lite.OpsSet.TFLITE_BUILTINS]})  # fmt: skip
         except Exception as e:  # the converter's errors have no common class
-            raise ValueError(f"LiteRT cannot convert {model.name} to int8 ({_cause(e)}): run it in "
-                             "float instead, precision=None with load_fcn(path, precision='auto') "
-                             "(fcnseg-predict --precision auto).") from e  # fmt: skip
+            raise ConversionError(f"LiteRT cannot convert {model.name} to int8 ({_cause(e)}): run it in "
+                                  "float instead, precision=None with load_fcn(path, precision='auto') "
+                                  "(fcnseg-predict --precision auto).") from e  # fmt: skip
         return target.read_bytes()
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 from fcnseg.checks import check_scales
 from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
 from fcnseg.files import atomic_path
-from fcnseg.int8 import inference_model
+from fcnseg.int8 import ConversionError, inference_model
 from fcnseg.options import Options
 from fcnseg.predict import predict_mask, prepare_image
 from fcnseg.video import VIDEO_SUFFIXES, segment_video, video_targets
@@ -127,6 +127,8 @@ def segment_files(
                 done = _segment_image(model, path, out_dir, spec, alpha, overwrite, options)
             report["written"] += done["written"]
             report["kept"] += done["kept"]
+        except ConversionError:  # the model's fault: every file would fail alike
+            raise
         except (OSError, ValueError) as e:
             report["failed"][str(path)] = str(e)
             print(f"\nerror: {path}: {e} (skipped)", file=sys.stderr)
