@@ -5,7 +5,7 @@ stale one is never run; a model LiteRT cannot convert, a CPU without int8 units 
 arguments each say so in one line.
 
 Every test gets its own Keras home (``KERAS_HOME``), so no user's cache is read or written.
-Building the shipped model's program for the 540x960 photo takes about a minute on 2 idle cores.
+Building the shipped model's program for the 540x960 photo takes minutes (under 8 beside two training runs on 2 cores).
 """
 
 import hashlib

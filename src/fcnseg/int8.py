@@ -11,7 +11,7 @@ and its masks agree with float32's on about 99% of the pixels. Every prediction 
 >>> masks = [predict_mask(model, image) for image in images]                         # doctest: +SKIP
 
 An int8 program has a fixed input size, so one is built per size on first use (calibration
-passes and conversion: about a minute) and cached on disk as
+passes and conversion: a minute or more) and cached on disk as
 ``<Keras home>/fcnseg-int8/<key>.tflite`` (``$KERAS_HOME/fcnseg-int8``, else
 ``~/.keras/fcnseg-int8``; see `fcnseg.files.keras_home`), with ``<key>.json`` holding its
 SHA-256. The key hashes the model's weights and architecture, the input size, the calibration
