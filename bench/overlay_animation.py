@@ -16,7 +16,6 @@ overlaid with CamVid's colours, shrunk to ``--width`` pixels and labelled with `
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 from pathlib import Path

@@ -1,28 +1,31 @@
 #!/usr/bin/env python
-"""Speed of the video path (`fcnseg.video.segment_video`) at 480x360, where its time goes, and
-float32 against mixed_bfloat16 per frame with their agreement (docs/videos.md).
+"""Speed of the video path (`fcnseg.video.segment_video`) at 480x360 under float32, mixed_bfloat16
+and int8 in one run, where its time goes, and each precision's agreement with float32 (docs/videos.md).
 
 The clip is CamVid's test sequence Seq05VD in order (``--frames`` frames at 480x360, written
 as an MPEG-4 video at 30 fps; random frames when CAMVID_ROOT is unset), or ``--video``. The
 model is ``--model`` (a saved ``.keras``, e.g. the shipped CamVid model), else a seeded
-random-weight FCN-8s with 11 classes. Prints one JSON line per figure to stdout:
+random-weight FCN-8s with 11 classes. Each of ``--precisions`` (default float32,
+mixed_bfloat16 and int8: Keras policies through `load_fcn(path, precision=...)`, int8 as
+`fcnseg.int8.int8_model` calibrated on the bundled street photos, its program built in the
+untimed warm-up or read from the cache) prints one JSON line per figure to stdout:
 
 - ``video_fps``: `segment_video` end to end (decode, predict, overlay and encode; the
-  overlay video only), frames per second, at ``--precision`` (default: what ``auto`` picks);
+  overlay video only), frames per second, after one untimed run;
 - ``video_time_share``: each stage timed alone over the same frames, its share of their sum:
   ``decode`` (OpenCV's reader), ``predict`` (`predict_masks` in batches of ``--batch-size``),
   ``encode`` (the overlay drawn and written with OpenCV's writer);
 - ``frame_seconds``: seconds per frame of `predict_masks` at batch 1 and ``--batch-size``,
-  under float32 and mixed_bfloat16 (the same weights: `load_fcn(path, precision=...)`),
   median over ``--repeat`` timed passes after a warm-up;
-- ``precision_agreement``: the share of pixels whose class under mixed_bfloat16 equals
-  float32's, over the clip's frames.
+- ``precision_agreement`` (each precision but float32, when float32 is measured): the share of
+  pixels whose class equals float32's, over the clip's frames.
 
 Run it on an idle CPU (a training run beside it halves every figure):
 
     CAMVID_ROOT=../shared/camvid python bench/video_bench.py --model runs/camvid_fcn8s/best.keras \\
         > results/video_bench_cpu.jsonl
     python bench/video_bench.py --tiny           # smoke test: 4 frames at 96x128, a small model
+    python bench/video_bench.py --model camvid-fcn8s --precisions float32 int8   # some precisions only
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SEQUENCE = "Seq05VD"
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "int8")
 
 
 def emit(record: dict) -> None:
@@ -117,6 +120,14 @@ def frame_seconds(model, frames, batch: int, repeat: int) -> float:
     return statistics.median(times)
 
 
+def runnable(model_path: Path, precision: str):
+    """The model at `precision`: a Keras policy, or ``"int8"`` (its int8 programs, calibrated by default)."""
+    from fcnseg.fcn import load_fcn
+    from fcnseg.int8 import int8_model
+
+    return int8_model(load_fcn(model_path)) if precision == "int8" else load_fcn(model_path, precision=precision)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="a saved .keras model (default: a random-weight FCN-8s)")
@@ -125,7 +136,8 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="360x480", help="HxW of the CamVid clip (default 360x480)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--repeat", type=int, default=3, help="timed passes per precision and batch (default 3)")
-    p.add_argument("--precision", default="auto", help="policy of the end-to-end and stage figures (default auto)")
+    p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS,
+                   help="precisions to measure, float32 first for the agreement (default: all three)")
     p.add_argument("--tiny", action="store_true", help="smoke test: 4 frames at 96x128, fc6/fc7 of 16 units")
     args = p.parse_args(argv)
     if args.tiny:
@@ -137,8 +149,7 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     import keras
 
-    from fcnseg.fcn import build_fcn, load_fcn
-    from fcnseg.precision import resolve_precision
+    from fcnseg.fcn import build_fcn
     from fcnseg.video import open_video, segment_video
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,28 +163,27 @@ def main(argv=None) -> int:
             frames = list(frames)
         common = {"model": model_path.name, "frames": len(frames), "size": list(info.size), "batch": args.batch_size}
 
-        policy = resolve_precision(args.precision)
-        model = load_fcn(model_path, precision=policy)
-        segment_video(model, clip, work / "warmup", batch_size=args.batch_size, progress=False)  # traces the model
-        start = time.perf_counter()
-        done = segment_video(model, clip, work / "out", batch_size=args.batch_size, progress=False)
-        emit({"figure": "video_fps", "value": done["frames"] / (time.perf_counter() - start), "unit": "frame/s",
-              "precision": policy, **common})  # fmt: skip
-        stages = stage_seconds(model, clip, work, args.batch_size)
-        total = sum(stages.values())
-        emit({"figure": "video_time_share", **{k: v / total for k, v in stages.items()}, "seconds": stages,
-              "precision": policy, **common})  # fmt: skip
-
         masks = {}
-        for precision in PRECISIONS:
-            model = load_fcn(model_path, precision=precision)
+        for precision in dict.fromkeys(args.precisions):
+            model = runnable(model_path, precision)
+            # The untimed run traces the Keras model, or builds (or reads) the int8 program.
+            segment_video(model, clip, work / "warmup", batch_size=args.batch_size, progress=False, overwrite=True)
+            start = time.perf_counter()
+            done = segment_video(model, clip, work / "out", batch_size=args.batch_size, progress=False, overwrite=True)
+            emit({"figure": "video_fps", "value": done["frames"] / (time.perf_counter() - start), "unit": "frame/s",
+                  "precision": precision, **common})  # fmt: skip
+            stages = stage_seconds(model, clip, work, args.batch_size)
+            total = sum(stages.values())
+            emit({"figure": "video_time_share", **{k: v / total for k, v in stages.items()}, "seconds": stages,
+                  "precision": precision, **common})  # fmt: skip
             for batch in dict.fromkeys((1, args.batch_size)):
                 emit({"figure": "frame_seconds", "value": frame_seconds(model, frames, batch, args.repeat), "unit": "s",
                       "precision": precision, **common, "batch": batch})  # fmt: skip
             masks[precision] = clip_masks(model, frames, args.batch_size)
-        agreement = np.mean([(a == b).mean() for a, b in zip(*masks.values())])
-        emit({"figure": "precision_agreement", "value": float(agreement), "unit": "share of pixels",
-              "between": list(PRECISIONS), "auto": resolve_precision("auto"), **common})  # fmt: skip
+        for precision in [p for p in masks if p != "float32"] if "float32" in masks else []:
+            agreement = np.mean([(a == b).mean() for a, b in zip(masks["float32"], masks[precision])])
+            emit({"figure": "precision_agreement", "value": float(agreement), "unit": "share of pixels",
+                  "between": ["float32", precision], **common})  # fmt: skip
     return 0
 
 

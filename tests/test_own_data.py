@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fcnseg.cli import main_train, run_evaluate, run_train
-from fcnseg.datasets import (VOID, check_dataset, describe_dataset, folder_dataset, load_image, load_mask,
+from fcnseg.datasets import (VOID, check_dataset, describe_dataset, folder_dataset, load_mask,
                              read_split)  # fmt: skip
 from fcnseg.options import Options
 from fcnseg.pipeline import make_dataset

@@ -20,7 +20,6 @@ import tensorflow as tf
 from fcnseg.cli import run_evaluate as evaluate_run
 from fcnseg.cli import run_train as run
 from fcnseg.datasets import load_image, load_mask, read_split
-from fcnseg.evaluation import evaluate
 from fcnseg.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
 from fcnseg.pipeline import make_dataset

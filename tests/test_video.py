@@ -5,10 +5,8 @@ and the photo side of prediction: EXIF orientation, the warning for float images
 
 The clips are written here with OpenCV from real CamVid test frames, shrunk to 120x90."""
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import warnings
 

@@ -19,7 +19,7 @@ lines in a notebook.
 
 Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
 `fcnseg.losses`, `fcnseg.metrics`, `fcnseg.precision`, `fcnseg.training`, `fcnseg.evaluation`,
-`fcnseg.predict`, `fcnseg.segment`, `fcnseg.video`, `fcnseg.export`, `fcnseg.viz`,
+`fcnseg.predict`, `fcnseg.int8` (int8 inference), `fcnseg.segment`, `fcnseg.video`, `fcnseg.export`, `fcnseg.viz`,
 `fcnseg.plots`, `fcnseg.download`, `fcnseg.options` (every option of a run),
 `fcnseg.recipes`, `fcnseg.runner` (one run from options to scores, for the
 notebook and ``fcnseg-train``), `fcnseg.record` (``metrics.json``), `fcnseg.scoreboard`
@@ -38,6 +38,7 @@ _HOMES = {
     "evaluation": ("evaluate",),
     "export": ("export_model",),
     "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),
+    "int8": ("int8_model",),
     "metrics": ("confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
                 "mean_iou_metric", "pixel_accuracy"),
     "options": ("Options",),

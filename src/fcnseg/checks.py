@@ -26,6 +26,8 @@ DECODERS = ("bilinear", "notebook")
 LOSSES = ("sparse_ce", "bce", "dice", "dice_ce", "focal")
 SCHEDULES = ("plateau", "poly", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+# What prediction runs at: a Keras policy (set on loading), or a calibrated int8 LiteRT program (`fcnseg.int8`).
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
 STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.distribute.make_strategy
 CLASS_WEIGHTINGS = ("median", "sqrt_median")  # computed from the training split's pixels
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")

@@ -24,9 +24,10 @@ import functools
 import json
 import os
 import sys
+import warnings
 
 from fcnseg import options, recipes
-from fcnseg.checks import (EXPORT_FORMATS, MASK_FORMATS, MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT, PRECISIONS,
+from fcnseg.checks import (EXPORT_FORMATS, INFERENCE_PRECISIONS, MASK_FORMATS, MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT,
                            QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS)  # fmt: skip
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
@@ -46,7 +47,9 @@ def reporting_errors(main):
     @functools.wraps(main)
     def command(argv=None) -> int:
         try:
-            return main(argv)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning
+                return main(argv)
         except USER_ERRORS as e:
             if "--debug" in (sys.argv[1:] if argv is None else argv):
                 raise
@@ -56,15 +59,44 @@ def reporting_errors(main):
     return command
 
 
+def _one_line_warning(message, category, *where) -> None:
+    """Show a warning as one line, ``warning: <message>``: a command's user needs no source line."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the model."""
     options.add_flags(p, options.TEST_TIME)
 
 
-def add_precision_flag(p: argparse.ArgumentParser) -> None:
-    """``--precision``: the policy a loaded model runs at (`fcnseg.fcn.load_fcn`), whatever it was saved with."""
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="run the model at this dtype policy; auto: the fastest for this computer (default: auto)")
+def add_precision_flags(p: argparse.ArgumentParser) -> None:
+    """``--precision``: the policy a loaded model runs at (`fcnseg.fcn.load_fcn`), whatever it was saved
+    with, or ``int8`` (`fcnseg.int8`) with ``--calibration``."""
+    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS,
+                   help="run the model at this dtype policy; auto: the fastest for this computer; int8: as a "
+                        "calibrated int8 LiteRT program, about twice as fast on CPUs with AVX-512 VNNI, AVX-VNNI "
+                        "or AMX, built once per input size and cached in ~/.keras/fcnseg-int8 (default: auto)")
+    p.add_argument("--calibration", nargs="+", default=None, metavar="IMAGES",
+                   help="with --precision int8: images like those to segment (files, folders, glob patterns) or "
+                        "a split such as camvid:train (default for camvid-fcn8s: the bundled street photos)")
+
+
+def _parse_precision(p: argparse.ArgumentParser, argv):
+    """`p`'s arguments, refused (exit status 2) when ``--calibration`` comes without ``--precision int8``."""
+    args = p.parse_args(argv)
+    if args.calibration is not None and args.precision != "int8":
+        p.error("--calibration calibrates --precision int8; give both, or neither")
+    return args
+
+
+def _loaded(args) -> tuple:
+    """``(model, precision kwargs)``: the model loaded at ``--precision``'s policy, and what the
+    prediction functions need for ``--precision int8``."""
+    from fcnseg.fcn import load_fcn
+
+    if args.precision == "int8":
+        return load_fcn(args.model), {"precision": "int8", "calibration": args.calibration}
+    return load_fcn(args.model, precision=args.precision), {}
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
@@ -153,18 +185,19 @@ def run_evaluate(argv=None) -> dict:
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_test_time_flags(p)
-    add_precision_flag(p)
+    add_precision_flags(p)
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
-    args = p.parse_args(argv)
+    args = _parse_precision(p, argv)
     _start_tensorflow()
     from fcnseg.evaluation import evaluate
-    from fcnseg.fcn import load_fcn
     from fcnseg.files import write_json
 
     split = {"split": args.split} if hasattr(args, "split") else {}
     spec = options.Options(**options.given(args, DATA)).spec(args.root)
-    scores = evaluate(load_fcn(args.model, precision=args.precision), args.root, dataset=spec, **split, **_test_time(args))
-    scores = {"model": portable_path(args.model), "root": portable_path(args.root), **_test_time(args), **scores}
+    model, int8 = _loaded(args)
+    scores = evaluate(model, args.root, dataset=spec, **split, **_test_time(args), **int8)
+    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "precision": args.precision,
+              **_test_time(args), **scores}  # fmt: skip
     if args.out:
         write_json(args.out, scores)
     return _printed(scores)
@@ -194,7 +227,7 @@ def main_predict(argv=None) -> int:
     p.add_argument("--dataset", default=None, choices=tuple(DATASETS),
                    help="colours of this dataset (default: the one with the model's number of classes)")
     add_test_time_flags(p)
-    add_precision_flag(p)
+    add_precision_flags(p)
     p.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS,
                    help=f"pixels of one model input; larger images are run as --oversize says (default: {MAX_PIXELS})")
     p.add_argument("--oversize", default=argparse.SUPPRESS, choices=OVERSIZE,
@@ -210,20 +243,19 @@ def main_predict(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=8, help="video frames per model call (default: 8)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    args = _parse_precision(p, argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be 1 or more, got {args.batch_size}")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
-    from fcnseg.fcn import load_fcn
     from fcnseg.segment import segment_files
 
     given = {k: getattr(args, k) for k in ("alpha", "max_pixels", "oversize") if hasattr(args, k)}
+    model, int8 = _loaded(args)
     try:
-        report = segment_files(load_fcn(args.model, precision=args.precision), args.inputs, args.out,
-                               dataset=args.dataset, video_outputs=args.video_outputs, mask_format=args.mask_format,
-                               batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
-                               **given, **_test_time(args))  # fmt: skip
+        report = segment_files(model, args.inputs, args.out, dataset=args.dataset, video_outputs=args.video_outputs,
+                               mask_format=args.mask_format, batch_size=args.batch_size, overwrite=args.overwrite,
+                               progress=not args.quiet, **given, **_test_time(args), **int8)  # fmt: skip
     except KeyboardInterrupt:
         print("\ninterrupted: the outputs being written were removed, the finished ones kept", file=sys.stderr)
         return 130

@@ -26,7 +26,7 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import check_architecture, imagenet_or_file, one_of, positive_int
-from fcnseg.files import atomic_path
+from fcnseg.files import atomic_path, keras_home
 from fcnseg.options import Options
 from fcnseg.precision import resolve_precision
 from fcnseg.pretrained import model_file
@@ -159,7 +159,7 @@ def _vgg16(x, backbone_weights):
         return keras.applications.VGG16(include_top=False, weights=weights, input_tensor=x)
     except Exception as e:
         if weights == "imagenet":
-            cache = Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models" / VGG16_NOTOP_FILE
+            cache = keras_home() / "models" / VGG16_NOTOP_FILE
             raise RuntimeError(
                 f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for {cache} and downloads it "
                 "when missing. Offline, copy the file there, pass backbone_weights='<your vgg16_notop.h5>', set "

@@ -62,6 +62,15 @@ def write_json(path, data) -> Path:
     return Path(path)
 
 
+def keras_home() -> Path:
+    """Keras' cache folder: ``$KERAS_HOME``, else ``~/.keras`` (where Keras keeps downloaded weights).
+
+    >>> keras_home()                              # doctest: +SKIP
+    PosixPath('/home/me/.keras')
+    """
+    return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
+
+
 def portable_path(path, env_vars=("VOC_ROOT", "VOC2012_ROOT", "SBD_ROOT", "CAMVID_ROOT",
                                   "FCN_BACKBONE_WEIGHTS")) -> str | None:
     """`path` as recorded in results files, the same on every machine: never an absolute path.

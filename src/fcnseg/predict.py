@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 from keras import ops
@@ -24,6 +23,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from fcnseg.checks import MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT, check_scales, one_of, positive_int, size_hw
 from fcnseg.datasets import load_image, to_rgb_uint8
+from fcnseg.int8 import inference_model
 from fcnseg.options import Options
 
 
@@ -77,7 +77,7 @@ def warn_if_unit_range(image) -> None:
 
 def predict_logits(
     model, images: np.ndarray, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
-    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT,
+    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT, precision=None, calibration=None,
 ):
     """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
 
@@ -93,9 +93,14 @@ def predict_logits(
     shipped model); an input over it is run as `oversize` says (`fit_input`):
     ``"downscale"`` or ``"tiles"``.
 
+    ``precision="int8"`` runs the model as a calibrated int8 LiteRT program, one per input size
+    (built on first use, then cached on disk), calibrated on `calibration` (default for
+    camvid-fcn8s: the bundled street photos): see `fcnseg.int8`. ``None`` runs it as loaded.
+
     >>> predict_logits(model, batch, scales=(1.0, 1.25), flip=True).shape  # doctest: +SKIP
     (4, 360, 480, 11)
     """
+    model = inference_model(model, precision, calibration)
     images = np.asarray(images)
     height, width = images.shape[1:3]
     base = size_hw("input_size", input_size) if input_size is not None else (height, width)
@@ -204,13 +209,17 @@ def _model_logits(model, x, flip):
 
 def predict_mask(
     model, image, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
-    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT,
+    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT, precision=None, calibration=None,
 ) -> np.ndarray:
-    """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution.
+    """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution
+    (`precision` and `calibration` as in `predict_logits`).
 
     >>> predict_mask(model, np.zeros((333, 500), np.uint8)).shape  # grayscale  # doctest: +SKIP
     (333, 500)
+    >>> predict_mask(model, "street.jpg", precision="int8").shape     # doctest: +SKIP
+    (540, 960)
     """
+    model = inference_model(model, precision, calibration)
     image = prepare_image(image, model.input_shape[-1])
     logits = predict_logits(model, image[None], input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels,
                             oversize=oversize)  # fmt: skip
@@ -227,12 +236,16 @@ def predict_masks(
     batch_size: int = 8,
     max_pixels: int = MAX_PIXELS,
     oversize: str = OVERSIZE_DEFAULT,
+    precision=None,
+    calibration=None,
 ):
     """Masks for a batch array (N, H, W[, C]) or a list of arrays or paths.
 
     Images of equal size are run together in batches of `batch_size`. Returns
-    a list of (H, W) uint8 arrays in the order given.
+    a list of (H, W) uint8 arrays in the order given. `precision` and
+    `calibration` as in `predict_logits`.
     """
+    model = inference_model(model, precision, calibration)
     channels = model.input_shape[-1]
     prepared = [prepare_image(image, channels) for image in images]
     masks = [None] * len(prepared)

@@ -35,6 +35,7 @@ from PIL import Image
 from fcnseg.checks import OVERSIZE, check_scales, one_of, positive_int
 from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
 from fcnseg.files import atomic_path
+from fcnseg.int8 import ConversionError, inference_model
 from fcnseg.options import Options
 from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_mask, prepare_image
 from fcnseg.video import VIDEO_SUFFIXES, segment_video, video_targets
@@ -80,6 +81,8 @@ def segment_files(
     batch_size: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    precision=None,
+    calibration=None,
 ) -> dict:
     """Segment every image and video in `inputs`: write each image's mask, colour mask and
     overlay, and each video's `video_outputs`, under `out_dir`.
@@ -100,10 +103,13 @@ def segment_files(
         overwrite: replace outputs that exist (default: keep them; an input whose
             outputs all exist is not run through the model).
         progress: show a progress bar (and one per video, of its frames).
+        precision, calibration: ``precision="int8"`` runs the model as int8 programs calibrated
+            on `calibration`, one per image size, built once (see `fcnseg.predict.predict_logits`).
 
     Returns:
         ``{"written": [paths], "kept": [paths], "failed": {input: reason}}``.
     """
+    model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
     options = dict(input_size=input_size, scales=check_scales(scales), flip=flip,
                    max_pixels=positive_int("max_pixels", max_pixels), oversize=one_of("oversize", oversize, OVERSIZE))
@@ -126,6 +132,8 @@ def segment_files(
                 done = _segment_image(model, path, out_dir, spec, alpha, overwrite, options)
             report["written"] += done["written"]
             report["kept"] += done["kept"]
+        except ConversionError:  # the model's fault: every file would fail alike
+            raise
         except (OSError, ValueError) as e:
             report["failed"][str(path)] = str(e)
             print(f"\nerror: {path}: {e} (skipped)", file=sys.stderr)

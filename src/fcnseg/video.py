@@ -29,6 +29,7 @@ import keras
 from fcnseg.checks import MASK_FORMATS, VIDEO_OUTPUTS, one_of, positive_int
 from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_dir, atomic_path
+from fcnseg.int8 import inference_model
 from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_masks
 from fcnseg.viz import colorize, overlay
 
@@ -132,6 +133,8 @@ def segment_video(
     batch_size: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    precision=None,
+    calibration=None,
 ) -> dict:
     """Segment every frame of the video at `path` and write the overlay video (and, on request,
     the colour masks and class ids) under `out_dir`, at the video's size and frame rate.
@@ -151,12 +154,16 @@ def segment_video(
         overwrite: replace outputs that exist (default: keep them; a video whose outputs
             all exist is not read).
         progress: a progress bar with frames done, frames per second and time left.
+        precision, calibration: ``precision="int8"`` runs the model as an int8 program for the
+            video's frame size, calibrated on `calibration`, built once (`fcnseg.int8`).
 
     Returns:
         ``{"written": [paths], "kept": [paths], "frames": number of frames segmented}``.
 
     >>> segment_video(model, "drive.mp4", "out", outputs=("overlays", "colored"), batch_size=4)  # doctest: +SKIP
+    >>> segment_video(model, "drive.mp4", "out", precision="int8")                               # doctest: +SKIP
     """
+    model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
     targets = video_targets(out_dir, path, outputs, mask_format)
     todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
