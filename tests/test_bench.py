@@ -1,4 +1,5 @@
-"""Smoke test of bench/bench.py: the tiny configuration runs end to end and prints JSON figures.
+"""Smoke test of bench/bench.py: the tiny configuration runs end to end and prints JSON figures;
+bench/reference_twin.py scores as the reference notebook does.
 
 No timing is checked (the numbers depend on the machine and its load), only
 that every stdout line is a JSON figure and that every expected figure is there
@@ -13,6 +14,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 120
@@ -94,3 +98,28 @@ def test_bench_tiny_prints_one_json_figure_per_line(tmp_path):
     for record in records:
         if record["figure"] in ("train_achieved_gflop_per_s", "train_vs_matmul_ratio"):
             assert record["flops_convention"] == "train = 3 x forward"
+
+
+def test_reference_twin_scores_as_the_reference_notebook_does():
+    """bench/reference_twin.py's metric is sklearn's weighted Jaccard per batch of 10, averaged over
+    batches (the reference notebook's "val IoU"), here computed again from confusion matrices."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reference_twin", ROOT / "bench" / "reference_twin.py")
+    twin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(twin)
+    rng = np.random.default_rng(0)
+    truth = rng.choice(4, size=(23, 8, 8), p=[0.7, 0.1, 0.1, 0.1])
+    predicted = np.where(rng.random(truth.shape) < 0.6, truth, rng.integers(0, 5, truth.shape))
+
+    def weighted_jaccard(p, t):
+        cm = np.bincount(t.ravel() * 5 + p.ravel(), minlength=25).reshape(5, 5)
+        present = (cm.sum(0) + cm.sum(1)) > 0
+        iou = np.diag(cm)[present] / (cm.sum(0) + cm.sum(1) - np.diag(cm))[present]
+        return float((iou * cm.sum(1)[present]).sum() / cm.sum())
+
+    batches = range(0, len(truth), twin.BATCH)  # 10, 10 and 3 images
+    expected = np.mean([weighted_jaccard(predicted[i : i + twin.BATCH], truth[i : i + twin.BATCH]) for i in batches])
+    assert twin.reference_metric(predicted, truth) == pytest.approx(expected)
+    background = twin.reference_metric(np.zeros_like(truth), truth)  # all background: about its share squared
+    assert 0.4 < background < 0.6
