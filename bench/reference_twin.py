@@ -313,29 +313,45 @@ def twin_logits(work: Path, h5_path, images_256: np.ndarray, *, normalize: bool)
         return model(_twin_input(torch.from_numpy(images_256).permute(0, 3, 1, 2), normalize)).numpy()
 
 
-def score_twin(work: Path, h5_path, *, normalize: bool) -> dict:
-    """Both metrics of a trained twin on ``val``."""
+def twin_predictions(work: Path, h5_path, *, normalize: bool, out: Path) -> None:
+    """The saved twin's argmax maps on ``val`` into `out` (.npz): at 256x256 (``reference``) and
+    resized back to each image's size (its logits resized bilinearly) under each image's id."""
     import torch
 
     from fcnseg.datasets.loading import load_mask
-    from fcnseg.metrics import confusion_matrix, summarize
 
     voc, ids = voc_folder(), split_ids("val")
-    predicted, cm = [], np.zeros((CLASSES, CLASSES), np.int64)
+    arrays = {}
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         images = np.stack([cv2.resize(read_rgb(voc / "JPEGImages" / f"{i}.jpg"), (IMAGE_SIZE, IMAGE_SIZE))
                            for i in batch]).astype(np.float32)  # fmt: skip
         logits = twin_logits(work, h5_path, images, normalize=normalize)
-        predicted.append(logits.argmax(1))
         for image_id, one in zip(batch, logits):
-            mask = load_mask(voc / "SegmentationClass" / f"{image_id}.png")
-            full = torch.nn.functional.interpolate(torch.from_numpy(one[None]), size=mask.shape, mode="bilinear")
-            cm += confusion_matrix(mask, full[0].argmax(0).numpy(), CLASSES)
-    from fcnseg.datasets.voc import VOC_CLASSES
+            arrays[f"reference/{image_id}"] = one.argmax(0).astype(np.uint8)
+            size = load_mask(voc / "SegmentationClass" / f"{image_id}.png").shape
+            full = torch.nn.functional.interpolate(torch.from_numpy(one[None]), size=size, mode="bilinear")
+            arrays[f"full/{image_id}"] = full[0].argmax(0).numpy().astype(np.uint8)
+    np.savez_compressed(out, **arrays)
 
-    return {"reference_metric": reference_metric(np.concatenate(predicted), reference_targets("val")),
-            **summarize(cm, VOC_CLASSES)}  # fmt: skip
+
+def score_twin(work: Path, *, normalize: bool) -> dict:
+    """Both metrics of a trained twin on ``val``: its predictions made in a PyTorch process
+    (`twin_predictions`; PyTorch and TensorFlow never share one), scored here."""
+    from fcnseg.datasets.loading import load_mask
+    from fcnseg.datasets.voc import VOC_CLASSES
+    from fcnseg.metrics import confusion_matrix, summarize
+
+    out = work / "val_predictions.npz"
+    flags = ["--normalize"] if normalize else []
+    subprocess.run([sys.executable, __file__, "twin-predict", "--work", str(work.parent), *flags,
+                    *(["--index-masks"] if "index_masks" in work.name else [])], check=True, timeout=3600)  # fmt: skip
+    predicted = np.load(out)
+    voc, ids = voc_folder(), split_ids("val")
+    cm = sum(confusion_matrix(load_mask(voc / "SegmentationClass" / f"{i}.png"), predicted[f"full/{i}"], CLASSES)
+             for i in ids)  # fmt: skip
+    reference = np.stack([predicted[f"reference/{i}"] for i in ids])
+    return {"reference_metric": reference_metric(reference, reference_targets("val")), **summarize(cm, VOC_CLASSES)}
 
 
 # --------------------------------------------------------------------------- ours, and a map of background
@@ -394,7 +410,7 @@ def cpu_name() -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=("check", "twin", "twin-run", "ours", "score"))
+    p.add_argument("step", choices=("check", "twin", "twin-run", "twin-predict", "ours", "score"))
     p.add_argument("--work", type=Path, default=Path("runs/reference_twin"), help="twin and ours run folders")
     p.add_argument("--normalize", action="store_true", help="twin: feed torchvision's normalised input")
     p.add_argument("--index-masks", action="store_true", help="twin: palette masks, nearest neighbour, void masked")
@@ -413,6 +429,8 @@ def main(argv=None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         log = train_twin(work, h5, normalize=args.normalize, index_masks=args.index_masks, epochs=args.epochs)
         (work / "log.json").write_text(json.dumps(log, indent=1))
+    elif args.step == "twin-predict":  # the PyTorch half of `score`
+        twin_predictions(work, h5, normalize=args.normalize, out=work / "val_predictions.npz")
     elif args.step == "twin":
         work.mkdir(parents=True, exist_ok=True)
         flags = [f for f, on in (("--normalize", args.normalize), ("--index-masks", args.index_masks)) if on]
@@ -436,7 +454,7 @@ def score(args, h5) -> dict:
     rows = {"all_background": score_background()}
     for folder in sorted(work.glob("twin*")):
         if (folder / "twin.pth").is_file():
-            row = score_twin(folder, h5, normalize="normalize" in folder.name)
+            row = score_twin(folder, normalize="normalize" in folder.name)
             log = json.loads((folder / "log.json").read_text())
             row["seconds_per_epoch"] = round(float(np.median([e["seconds"] for e in log["epochs"]])), 1)
             rows[f"original_pytorch{folder.name[4:]}"] = {**row, **json.loads((folder / "run.json").read_text())}
