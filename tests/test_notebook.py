@@ -122,6 +122,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"recipe": "best"}, "Unknown recipe 'best': use one of 'reference', 'camvid', 'voc2007'"),
         ({"overrides": {"fc_unit": 64}}, "Unknown option 'fc_unit'"),
         ({"overrides": [("epochs", 2)]}, "overrides must be a dict"),
+        ({"data_note": ""}, "data_note must be a line of text or None"),
         ({"overrides": {"dataset": "coco"}}, "Unknown dataset 'coco': use one of 'voc2007', 'camvid'"),
         ({"overrides": {"variant": "fcn64s"}}, "Unknown variant 'fcn64s': use one of 'fcn32s', 'fcn16s', 'fcn8s'"),
         ({"overrides": {"decoder": "unet"}}, "Unknown decoder 'unet'"),
@@ -198,6 +199,13 @@ def test_test_time_augmentation_reaches_predict_options(tmp_path):
     assert single.test_time == "" and single.caption("Inference", predicted=True) == single.caption("Inference")
     assert dataclasses.replace(single, options=dataclasses.replace(single.options, flip=True)).test_time == "flip averaging"
     assert cfg.parameters["scales"] == (1.0, 1.25) and cfg.parameters["recipe"] == "voc2007"
+
+
+def test_a_data_note_is_said_under_every_figure_and_recorded(tmp_path):
+    note = "VOC 2007 trainval images as re-encoded JPEG copies (about quality 75)"
+    cfg = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, data_note=note)
+    assert cfg.caption("Inference", predicted=True).endswith("\n" + note) and cfg.parameters["data_note"] == note
+    assert quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path).parameters["data_note"] is None
 
 
 def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):

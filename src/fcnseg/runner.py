@@ -67,6 +67,7 @@ class RunPlan:
     notes: tuple[str, ...] = ()
     offline: str | None = None  # why the recipe cannot run here (then data_root is None)
     first_stage: Options | None = None  # a two-stage recipe's first stage; `options` are its second
+    data_note: str | None = None  # where the data came from, said under every figure and in metrics.json
 
     @property
     def first(self) -> RunPlan | None:
@@ -222,7 +223,8 @@ class RunPlan:
         """A figure title naming the model and its encoder weights (``predicted``: and the test-time augmentation)."""
         smoke = " [SMOKE TEST]" if self.smoke_test else ""
         tta = f" ({self.test_time})" if predicted and self.test_time else ""
-        return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}"
+        note = f"\n{self.data_note}" if self.data_note else ""
+        return f"{what}{tta}{smoke}\n{self.model_name} on {self.dataset}, encoder weights: {self.encoder}{note}"
 
     def describe(self) -> str:
         """A few lines saying what this run will do (offline: one line, why and what instead)."""
@@ -249,7 +251,8 @@ class RunPlan:
 
 def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, download: bool = True,
              quick: bool = False, checkpoint=None, results_dir=DEFAULT_RESULTS, run_dir=None, init_from=None,
-             strategy: str = "none", offline_fallback: bool = False, verbose: bool = True) -> RunPlan:  # fmt: skip
+             strategy: str = "none", offline_fallback: bool = False, data_note: str | None = None,
+             verbose: bool = True) -> RunPlan:  # fmt: skip
     """Check a run's options and settings and find the data; return a `RunPlan`.
 
     `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets
@@ -268,7 +271,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     `init_from` (the same kinds) training starts from that model, its class layers
     re-made when the dataset has another number of classes (`fcnseg.fcn.with_classes`). `run_dir` (default:
     `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
-    `fcnseg.checks.STRATEGIES`.
+    `fcnseg.checks.STRATEGIES`. `data_note` (one line, e.g. where the images came from) is
+    printed under every figure's title and recorded in ``metrics.json``.
 
     With `offline_fallback` (the notebook's choice; `run` and ``fcnseg-train``
     raise instead), outside quick mode, when the data cannot be found or
@@ -293,6 +297,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
             options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
         except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
             raise ValueError(f"backbone_weights: {e}.") from None
+        if data_note is not None and not (isinstance(data_note, str) and data_note.strip()):
+            raise ValueError(f"data_note must be a line of text or None, got {data_note!r}.")
         if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
             raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
         for name, value in (("data_root", data_root), ("run_dir", run_dir)):
@@ -354,7 +360,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
         results_dir=results_dir, run_dir=None if run_dir is None else Path(run_dir), download=download,
         eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke,
         encoder=encoder_label(options.backbone_weights, checkpoint or init_from), strategy=strategy,
-        notes=tuple(notes), first_stage=first_stage,
+        notes=tuple(notes), first_stage=first_stage, data_note=data_note,
     )  # fmt: skip
     if verbose:
         if smoke and root == SAMPLE_ROOT.resolve():

@@ -223,16 +223,21 @@ def _mask_grid(images, maps: dict, *, titles, classes, colormap, alpha, ignore) 
     return fig
 
 
-def show_class_mask(image, mask, class_id, *, classes=VOC_CLASSES, color=(255, 0, 0), title=None) -> Figure:
-    """One class of a mask, as the reference notebook's ``horse.png``: image | class mask | spotlight.
+def show_class_mask(image, mask, class_id, *, classes=VOC_CLASSES, color=(255, 0, 0), title=None,
+                    prediction=None) -> Figure:
+    """One class of a mask, as the reference notebook's ``horse.png``: image | class mask | spotlight
+    (| the model's mask of that class, with `prediction`).
 
-    The middle panel is the binary mask of `class_id` (white where the class is,
+    The second panel is the binary mask of `class_id` (white where the class is,
     black elsewhere; void is black too: channel `class_id` of a one-hot target),
-    the right one `class_mask_overlay`. `mask` is (H, W) class ids.
+    the third `class_mask_overlay`. `mask` and `prediction` are (H, W) class ids.
 
     >>> fig = show_class_mask(np.zeros((4, 4, 3), np.uint8), np.eye(4, dtype=np.uint8), 1)
     >>> [ax.get_title() for ax in fig.axes]
     ['image', "channel 1 ('aeroplane')", 'aeroplane highlighted']
+    >>> fig = show_class_mask(np.zeros((4, 4, 3), np.uint8), np.eye(4, dtype=np.uint8), 1, prediction=np.eye(4, dtype=int))
+    >>> fig.axes[-1].get_title()
+    "predicted 'aeroplane'"
     """
     image = to_rgb_uint8(np.asarray(image))
     mask = _as_mask(mask)
@@ -240,12 +245,16 @@ def show_class_mask(image, mask, class_id, *, classes=VOC_CLASSES, color=(255, 0
     if not 0 <= class_id < len(classes):
         raise ValueError(f"class_id {class_id} is not one of the {len(classes)} classes.")
     name = classes[class_id]
-    channel = (mask == class_id).astype(np.uint8) * 255
-    panels = [image, np.repeat(channel[..., None], 3, axis=-1), class_mask_overlay(image, mask, class_id, color=color)]
+    masks = [mask] if prediction is None else [mask, _as_mask(prediction)]
+    if prediction is not None:
+        _check_same_size(image, masks[1], "prediction")
+    channels = [np.repeat(((m == class_id).astype(np.uint8) * 255)[..., None], 3, axis=-1) for m in masks]
+    panels = [image, channels[0], class_mask_overlay(image, mask, class_id, color=color), *channels[1:]]
+    titles = ["image", f"channel {class_id} ({name!r})", f"{name} highlighted", f"predicted {name!r}"][: len(panels)]
     height, width = image.shape[:2]
-    fig = Figure(figsize=(8.4, 2.8 * height / width + 0.6), layout="constrained")
-    axes = fig.subplots(1, 3, squeeze=False)[0]
-    _draw_panels(axes, panels, ["image", f"channel {class_id} ({name!r})", f"{name} highlighted"])
+    fig = Figure(figsize=(2.8 * len(panels), 2.8 * height / width + 0.6), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    _draw_panels(axes, panels, titles)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
