@@ -117,9 +117,10 @@ def check_dataset(root, split: str, dataset: str | DatasetSpec = "voc2007") -> D
         if (labels < 0).any():
             raise bad_values_error(scan.sample.mask_path, scan.values[labels < 0], found, spec)
     summary = _summary(scans, spec, split)
-    # One raw value per class, one of them read as void (0/255 masks as class ids), values that
-    # mask_values or the colormap do not name where a class should be, or void everywhere.
-    one_per_class = len(found) == spec.num_classes and summary.void_share > 0
+    # One raw value per class with the last class the one missing, its value read as void (0/255
+    # masks as class ids), values that mask_values or the colormap do not name where a class
+    # should be, or void everywhere. (A few frames of a dataset may miss any other class.)
+    one_per_class = len(found) == spec.num_classes and summary.missing == [spec.classes[-1]] and summary.void_share > 0
     if summary.missing and (one_per_class or summary.unnamed_share > UNNAMED_LIMIT
                             or summary.void_share > VOID_MAJORITY):  # fmt: skip
         worst = max(scans, key=lambda scan: scan.counts[label_values(scan.values, spec) == VOID].sum() / scan.counts.sum())
