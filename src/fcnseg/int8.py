@@ -127,7 +127,8 @@ class Int8Model:
 
     def build(self, size) -> bytes:
         """A new int8 program for input `size` (H, W), calibrated on samples of that size."""
-        return build_program(self.model, size, calibration_samples(self.calibration, size, self.input_shape[-1]))
+        samples = calibration_samples(self.calibration, size, self.input_shape[-1], count=CALIBRATION_SAMPLES)
+        return build_program(self.model, size, samples)
 
     def runner(self, size):
         """The LiteRT runner of the program for input `size` (H, W): loaded, read from the cache, or built."""
