@@ -170,18 +170,28 @@ def test_binary_cross_entropy_equals_hand_computation_on_one_hot_targets(batch):
     assert float(make_loss("bce")(labels[..., None], logits)) == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("loss, class_weights", [("sparse_ce", None), ("sparse_ce", [1, 2, 3, 4]), ("bce", None)])
-def test_losses_ignore_void(batch, loss, class_weights):
-    labels, logits = batch
-    loss = make_loss(loss)
+def loss_value(name: str, class_weights):
+    """The loss `name` of (labels, logits) as a float, with `class_weights` as per-pixel weights."""
+    loss = make_loss(name)
 
     def value(labels, logits):
         weights = None if class_weights is None else pixel_weights(labels, class_weights)
         return float(loss(labels, logits, sample_weight=weights))
 
+    return value
+
+
+def assert_void_logits_change_nothing(value, labels, logits):
     changed = logits.copy()
     changed[labels == VOID] = rng.normal(scale=50, size=(np.sum(labels == VOID), 4))
     assert value(labels, changed) == pytest.approx(value(labels, logits), rel=1e-6)
+
+
+@pytest.mark.parametrize("loss, class_weights", [("sparse_ce", None), ("sparse_ce", [1, 2, 3, 4]), ("bce", None)])
+def test_losses_ignore_void(batch, loss, class_weights):
+    labels, logits = batch
+    value = loss_value(loss, class_weights)
+    assert_void_logits_change_nothing(value, labels, logits)
 
     all_void = value(np.full_like(labels, VOID), logits)
     assert np.isfinite(all_void) and abs(all_void) < 1e-6
@@ -195,15 +205,8 @@ RARE_FOREGROUND_LOSSES = ("dice", "dice_ce", "focal")
 def test_rare_foreground_losses_ignore_void(batch, loss, class_weights):
     """A void pixel changes nothing: neither its logits nor a band of void pixels added to the batch."""
     labels, logits = batch
-    loss = make_loss(loss)
-
-    def value(labels, logits):
-        weights = None if class_weights is None else pixel_weights(labels, class_weights)
-        return float(loss(labels, logits, sample_weight=weights))
-
-    changed = logits.copy()
-    changed[labels == VOID] = rng.normal(scale=50, size=(np.sum(labels == VOID), 4))
-    assert value(labels, changed) == pytest.approx(value(labels, logits), rel=1e-6)
+    value = loss_value(loss, class_weights)
+    assert_void_logits_change_nothing(value, labels, logits)
     padded = np.pad(labels, ((0, 0), (0, 3), (0, 2)), constant_values=VOID)
     padded_logits = rng.normal(scale=50, size=(*padded.shape, 4)).astype("float32")
     padded_logits[:, :6, :7] = logits
