@@ -42,6 +42,7 @@ import numpy as np
 
 from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, default_root, read_split, spec_for_classes
 from fcnseg.files import atomic_path, keras_home, write_json
+from fcnseg.precision import cpu_features
 from fcnseg.pretrained import STREET_SAMPLE
 from fcnseg.quiet import filtered_stderr
 
@@ -52,8 +53,8 @@ KEEP_LOADED = 4  # programs kept loaded in memory (one per input size in use)
 # The calibration when none is given, by the dataset whose classes the model predicts: the bundled
 # street photos for CamVid's 11 street classes (camvid-fcn8s). Other models need their own images.
 DEFAULT_CALIBRATION = {"camvid": STREET_SAMPLE}
-# /proc/cpuinfo flags of int8 dot-product units: without one, int8 may run slower than float.
-INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+# NumPy's names of int8 dot-product units: without one, int8 may run slower than float.
+INT8_CPU_FEATURES = ("AVX512VNNI", "AVX_VNNI", "AVXVNNI", "AMX_INT8", "ASIMDDP")
 # What LiteRT prints on stderr on every start: no news to the user. (The converter's output is kept
 # from stderr altogether: a failure is reported by its exception, which holds the details.)
 LITERT_NOISE = re.compile(r"Created TensorFlow Lite XNNPACK delegate|tf\.lite\.Interpreter is deprecated")
@@ -310,13 +311,15 @@ def load_program(content: bytes):
     return interpreter.get_signature_runner()
 
 
-def cpu_has_int8_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
-    """Whether the CPU lists an int8 dot-product unit (`INT8_CPU_FLAGS`) in `cpuinfo`; None where
-    there is no such file or it lists no flags (macOS, Windows)."""
-    lines = cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.is_file() else []
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.split(":")[0].strip() in ("flags", "Features")),
-                 None)  # fmt: skip
-    return None if flags is None else bool(set(flags) & set(INT8_CPU_FLAGS))
+def cpu_has_int8_units(features: dict | None = None) -> bool | None:
+    """Whether the CPU has an int8 dot-product unit (`INT8_CPU_FEATURES`), from `features`
+    (default: `fcnseg.precision.cpu_features`, NumPy's detection); None where nothing is known.
+
+    >>> cpu_has_int8_units({"AVX2": True, "AVX512VNNI": False}), cpu_has_int8_units({"ASIMDDP": True})
+    (False, True)
+    """
+    features = cpu_features() if features is None else features
+    return bool(any(features.get(name) for name in INT8_CPU_FEATURES)) if features else None
 
 
 def warn_if_slow_int8() -> None:

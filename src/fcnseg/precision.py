@@ -27,11 +27,17 @@ def auto_precision() -> str:
     """
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16"
+    return "mixed_bfloat16" if cpu_features().get("AVX512BF16") else "float32"
+
+
+def cpu_features() -> dict:
+    """The CPU's features by NumPy's runtime detection (any OS), e.g. ``{"AVX512BF16": True, ...}``;
+    empty for a NumPy without the detection table."""
     try:
-        from numpy._core._multiarray_umath import __cpu_features__ as cpu_features
-    except ImportError:  # a NumPy without the detection table: stay safe
-        cpu_features = {}
-    return "mixed_bfloat16" if cpu_features.get("AVX512BF16") else "float32"
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return {}
+    return dict(__cpu_features__)
 
 
 def resolve_precision(policy: str = "auto") -> str:
