@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,14 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import cpu_model  # bench/bench.py, beside this script
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (else what `platform` says)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
 
 
 def scores(model_name: str, root: Path, split: str, frames: int | None, upscale: int, max_pixels: int):
@@ -124,7 +118,7 @@ def main() -> None:
         return
     if not (args.skip_scores or args.root):
         p.error("set CAMVID_ROOT or pass --root")
-    record = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "cpu": cpu_name(),
+    record = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "cpu": cpu_model(),
               "cores": os.cpu_count(), "model": args.model, "precision": "float32", "default": OVERSIZE_DEFAULT}  # fmt: skip
     record["memory"] = {"photo_size": list(args.photo_size), "max_pixels": MAX_PIXELS, "oversize": OVERSIZE_DEFAULT,
                         "model_only": fresh(args, False), "photo": fresh(args, True)}  # fmt: skip

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -398,11 +397,11 @@ def run_measured(command: list[str], log: Path) -> dict:
 
 
 def cpu_name() -> str:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), platform.processor())
-    flags = set(next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), []))
-    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{os.cpu_count()}-core {model} ({', '.join(shown)})"
+    """The CPU by model and the flags that decide its speed (`bench.py`'s readers)."""
+    from bench import cpu_flags, cpu_model  # bench/bench.py, beside this script
+
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in cpu_flags()]
+    return f"{os.cpu_count()}-core {cpu_model()} ({', '.join(shown)})"
 
 
 # --------------------------------------------------------------------------- command line
