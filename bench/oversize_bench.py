@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Which way of predicting an image over the pixel budget scores better, and the memory the default takes
-for a 12-megapixel photo (the numbers behind `fcnseg.predict.OVERSIZE_DEFAULT`, docs/your_own_data.md).
+for a 12-megapixel photo (the numbers behind `fcnseg.options.PredictOptions.oversize`, docs/your_own_data.md).
 
 Scores: CamVid ``--split`` frames (``--frames`` of them, evenly spread; all by default) upscaled
 ``--upscale`` times (bicubic; their masks with nearest neighbour), predicted by ``--model`` in float32 with
@@ -97,8 +97,9 @@ def fresh(args, segment: bool) -> dict:
 
 
 def main() -> None:
-    from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT
+    from fcnseg.options import PredictOptions
 
+    default = PredictOptions()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="camvid-fcn8s", help="a shipped model's name or a .keras file (CamVid's classes)")
     p.add_argument("--root", default=os.environ.get("CAMVID_ROOT"), help="CamVid (default: CAMVID_ROOT)")
@@ -119,8 +120,8 @@ def main() -> None:
     if not (args.skip_scores or args.root):
         p.error("set CAMVID_ROOT or pass --root")
     record = {"command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "cpu": cpu_model(),
-              "cores": os.cpu_count(), "model": args.model, "precision": "float32", "default": OVERSIZE_DEFAULT}  # fmt: skip
-    record["memory"] = {"photo_size": list(args.photo_size), "max_pixels": MAX_PIXELS, "oversize": OVERSIZE_DEFAULT,
+              "cores": os.cpu_count(), "model": args.model, "precision": "float32", "default": default.oversize}  # fmt: skip
+    record["memory"] = {"photo_size": list(args.photo_size), "max_pixels": default.max_pixels, "oversize": default.oversize,
                         "model_only": fresh(args, False), "photo": fresh(args, True)}  # fmt: skip
     write(record, args.out)
     if not args.skip_scores:  # the record is rewritten after each frame: an interrupted run keeps what it scored

@@ -181,7 +181,7 @@ def test_calibration_takes_a_dataset_split(camvid_root):
 @pytest.mark.parametrize("call, error, message", [
     (lambda: inference_model("model", "mixed_bfloat16"), ValueError,
      r"precision='mixed_bfloat16' is a Keras policy, chosen when loading: load_fcn\(path, precision="),
-    (lambda: inference_model("model", None, "photos/"), ValueError, "calibration= calibrates precision='int8'"),
+    (lambda: inference_model("model", None, "photos/"), ValueError, "calibration calibrates precision 'int8'"),
     (lambda: int8.int8_model(Int8Model.__new__(Int8Model), "photos/"), ValueError, "The model is int8 already"),
     (lambda: calibration_images(None, 21), ValueError, "needs calibration images for a model of 21 classes: pass"),
     (lambda: calibration_images("no/such/photo.jpg"), FileNotFoundError, "Calibration image not found: no/such"),

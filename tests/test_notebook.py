@@ -152,7 +152,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"results_dir": None}, "results_dir must be a folder path"),
         ({"data_root": 3}, "data_root must be a folder path or None"),
         ({"checkpoint": "missing/best.keras"}, "checkpoint missing/best.keras does not exist"),
-        ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file saved by fcnseg.train, a shipped model"),
+        ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file saved by fcnseg.train or a shipped model"),
         ({"overrides": {"backbone_weights": "missing_vgg16.h5"}}, "VGG16 weight file not found: missing_vgg16.h5"),
         ({"overrides": {"backbone_weights": 5}}, "backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path"),
     ],

@@ -156,6 +156,38 @@ def test_train_cli_help_lists_every_option_with_its_default(capsys):
     assert shown.count("(default: ") >= len(names())
 
 
+def test_every_prediction_function_and_command_takes_its_defaults_from_predict_options(capsys):
+    """`PredictOptions` declares prediction's defaults once: each function's keyword of the same name
+    has its default, `Options` its test-time ones, and the command lines show them in --help."""
+    import dataclasses
+    import inspect
+
+    from fcnseg.cli import main_evaluate, main_predict
+    from fcnseg.evaluation import evaluate
+    from fcnseg.options import Options, PredictOptions, flag_name
+    from fcnseg.predict import predict_logits, predict_mask, predict_masks
+    from fcnseg.segment import segment_files
+    from fcnseg.video import segment_frames, segment_video
+
+    defaults = PredictOptions().given(PredictOptions.__dataclass_fields__)
+    for function in (predict_logits, predict_mask, predict_masks, segment_files, segment_video, segment_frames,
+                     evaluate):  # fmt: skip
+        taken = {name: p.default for name, p in inspect.signature(function).parameters.items() if name in defaults}
+        assert taken and {name: defaults[name] for name in taken if name != "precision"} == \
+            {name: value for name, value in taken.items() if name != "precision"}, function.__name__  # fmt: skip
+    evaluation = Options().step("evaluate")
+    assert {k: evaluation[k] for k in ("input_size", "scales", "flip", "batch_size")} == \
+        {k: defaults[k] for k in ("input_size", "scales", "flip", "batch_size")}  # fmt: skip
+    for command, names in ((main_predict, [f.name for f in dataclasses.fields(PredictOptions)]),
+                           (main_evaluate, ["input_size", "scales", "flip", "batch_size", "precision"])):
+        with pytest.raises(SystemExit):
+            command(["--help"])
+        shown = " ".join(capsys.readouterr().out.split())
+        for name in names:
+            assert flag_name(name) in shown, (command.__name__, name)
+        assert "(default: 8)" in shown, command.__name__  # the batch
+
+
 def test_a_command_line_error_is_one_line_without_a_traceback(tmp_path, capsys):
     from fcnseg.cli import main_train
 

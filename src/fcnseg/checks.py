@@ -34,11 +34,9 @@ EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
 VIDEO_OUTPUTS = ("overlays", "colored", "masks")  # what `fcnseg.video.segment_video` writes per video
 MASK_FORMATS = ("png", "mkv")  # its class ids: a PNG per frame, or one lossless video
-# The pixels of one model input in `fcnseg.predict` (a budget: memory grows with it), and how an input
-# over it is run: scaled down to fit, or cut into tiles (the default and why: `fcnseg.predict.fit_input`).
-MAX_PIXELS = 2048 * 2048
+# How an input over the pixel budget of prediction is run: scaled down to fit, or cut into tiles
+# (`fcnseg.predict.fit_input` says which is the default, `fcnseg.options.PredictOptions`, and why).
 OVERSIZE = ("downscale", "tiles")
-OVERSIZE_DEFAULT = "downscale"
 
 
 def one_of(name: str, value, allowed):
@@ -60,6 +58,13 @@ def positive_number(name: str, value) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
             or not math.isfinite(value) or value <= 0:  # fmt: skip
         raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
+def unit_interval(name: str, value) -> float:
+    """`value` as a float, if it is a number in [0, 1] (an opacity, a weight)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
     return float(value)
 
 
@@ -99,6 +104,18 @@ def check_architecture(variant: str, decoder: str = "bilinear") -> None:
     if decoder == "notebook" and variant != "fcn32s":
         raise ValueError(f"decoder='notebook' is the reference notebook's FCN-32s decoder; {variant} "
                          "has skip connections and needs decoder='bilinear' (the paper's).")  # fmt: skip
+
+
+def check_calibration(precision, calibration) -> None:
+    """`ValueError` when calibration images come without ``precision="int8"``, the only precision they serve.
+
+    >>> check_calibration("auto", ["photos/"])
+    Traceback (most recent call last):
+    ...
+    ValueError: calibration calibrates precision 'int8' (--precision int8); give both, or neither.
+    """
+    if calibration is not None and precision != "int8":
+        raise ValueError("calibration calibrates precision 'int8' (--precision int8); give both, or neither.")
 
 
 def check_scales(scales) -> tuple[float, ...]:

@@ -27,8 +27,7 @@ import sys
 import warnings
 
 from fcnseg import options, recipes
-from fcnseg.checks import (EXPORT_FORMATS, INFERENCE_PRECISIONS, MASK_FORMATS, MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT,
-                           QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS)  # fmt: skip
+from fcnseg.checks import EXPORT_FORMATS, MASK_FORMATS, QUANTIZATIONS, STRATEGIES, VIDEO_OUTPUTS
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
@@ -64,49 +63,37 @@ def _one_line_warning(message, category, *where) -> None:
     print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
-def add_test_time_flags(p: argparse.ArgumentParser) -> None:
-    """``--input-size``, ``--scales``, ``--flip``: how `fcnseg.predict.predict_logits` runs the model."""
-    options.add_flags(p, options.TEST_TIME)
+def add_prediction_flags(p: argparse.ArgumentParser, which=()) -> None:
+    """``--input-size``, ``--scales``, ``--flip`` (how `fcnseg.predict.predict_logits` runs the model),
+    ``--precision`` and ``--calibration`` (the policy `fcnseg.fcn.load_fcn` loads the model at, or int8),
+    and the `fcnseg.options.PredictOptions` named in `which`."""
+    options.add_flags(p, (*options.TEST_TIME, *which, "precision", "calibration"), declared=options.PredictOptions)
 
 
-def add_precision_flags(p: argparse.ArgumentParser) -> None:
-    """``--precision``: the policy a loaded model runs at (`fcnseg.fcn.load_fcn`), whatever it was saved
-    with, or ``int8`` (`fcnseg.int8`) with ``--calibration``."""
-    p.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS,
-                   help="run the model at this dtype policy; auto: the fastest for this computer; int8: as a "
-                        "calibrated int8 LiteRT program, about twice as fast on CPUs with AVX-512 VNNI, AVX-VNNI "
-                        "or AMX, built once per input size and cached in ~/.keras/fcnseg-int8 (default: auto)")
-    p.add_argument("--calibration", nargs="+", default=None, metavar="IMAGES",
-                   help="with --precision int8: images like those to segment (files, folders, glob patterns) or "
-                        "a split such as camvid:train (default for camvid-fcn8s: the bundled street photos)")
-
-
-def _parse_precision(p: argparse.ArgumentParser, argv):
-    """`p`'s arguments, refused (exit status 2) when ``--calibration`` comes without ``--precision int8``."""
+def _parse_prediction(p: argparse.ArgumentParser, argv) -> tuple:
+    """``(args, PredictOptions)``: `p`'s arguments, and its prediction flags checked (a bad value exits with
+    status 2, as argparse's own errors do)."""
     args = p.parse_args(argv)
-    if args.calibration is not None and args.precision != "int8":
-        p.error("--calibration calibrates --precision int8; give both, or neither")
-    return args
+    try:
+        return args, options.PredictOptions(**options.given(args, options.names(options.PredictOptions)))
+    except ValueError as e:
+        p.error(str(e))
 
 
-def _loaded(args) -> tuple:
-    """``(model, precision kwargs)``: the model loaded at ``--precision``'s policy, and what the
-    prediction functions need for ``--precision int8``."""
+def _loaded(model: str, run) -> tuple:
+    """``(model, precision kwargs)``: the model loaded at ``run.precision``'s policy, and what the
+    prediction functions need for int8."""
     from fcnseg.fcn import load_fcn
 
-    if args.precision == "int8":
-        return load_fcn(args.model), {"precision": "int8", "calibration": args.calibration}
-    return load_fcn(args.model, precision=args.precision), {}
+    if run.precision == "int8":
+        return load_fcn(model), {"precision": "int8", "calibration": run.calibration}
+    return load_fcn(model, precision=run.precision), {}
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False, **kwargs)
     p.add_argument("--debug", action="store_true", help="on an error, show its traceback")
     return p
-
-
-def _test_time(args) -> dict:
-    return options.given(args, options.TEST_TIME)
 
 
 def _printed(scores: dict) -> dict:
@@ -184,20 +171,19 @@ def run_evaluate(argv=None) -> dict:
     options.add_flags(p, DATA)
     p.add_argument("--root", default=None, help=ROOT_HELP)
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
-    add_test_time_flags(p)
-    add_precision_flags(p)
+    add_prediction_flags(p, ("batch_size",))
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
-    args = _parse_precision(p, argv)
+    args, run = _parse_prediction(p, argv)
     _start_tensorflow()
     from fcnseg.evaluation import evaluate
     from fcnseg.files import write_json
 
     split = {"split": args.split} if hasattr(args, "split") else {}
     spec = options.Options(**options.given(args, DATA)).spec(args.root)
-    model, int8 = _loaded(args)
-    scores = evaluate(model, args.root, dataset=spec, **split, **_test_time(args), **int8)
-    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "precision": args.precision,
-              **_test_time(args), **scores}  # fmt: skip
+    model, int8 = _loaded(args.model, run)
+    scores = evaluate(model, args.root, dataset=spec, **split, **run.given((*options.TEST_TIME, "batch_size")), **int8)
+    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "precision": run.precision,
+              **run.given(), **scores}  # fmt: skip
     if args.out:
         write_json(args.out, scores)
     return _printed(scores)
@@ -226,36 +212,26 @@ def main_predict(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder (gets masks/, colored/, overlays/)")
     p.add_argument("--dataset", default=None, choices=tuple(DATASETS),
                    help="colours of this dataset (default: the one with the model's number of classes)")
-    add_test_time_flags(p)
-    add_precision_flags(p)
-    p.add_argument("--max-pixels", type=int, default=argparse.SUPPRESS,
-                   help=f"pixels of one model input; larger images are run as --oversize says (default: {MAX_PIXELS})")
-    p.add_argument("--oversize", default=argparse.SUPPRESS, choices=OVERSIZE,
-                   help="an image over --max-pixels: scaled down to fit, logits resized back (downscale), or cut "
-                        f"into overlapping tiles (tiles) (default: {OVERSIZE_DEFAULT})")
-    p.add_argument("--alpha", type=float, default=argparse.SUPPRESS, help="overlay opacity (default: 0.5)")
+    add_prediction_flags(p, ("max_pixels", "oversize", "alpha", "batch_size"))
     p.add_argument("--video-outputs", nargs="+", default=["overlays"], choices=VIDEO_OUTPUTS,
                    help="what to write per video: overlays/NAME.mp4, colored/NAME.mp4 (colour masks), masks/ "
                         "(class ids, see --mask-format) (default: overlays)")
     p.add_argument("--mask-format", default="png", choices=MASK_FORMATS,
                    help="video class ids as masks/NAME/000000.png, ... (png) or one lossless masks/NAME.mkv "
                         "(default: png)")
-    p.add_argument("--batch-size", type=int, default=8, help="video frames per model call (default: 8)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = _parse_precision(p, argv)
-    if args.batch_size < 1:
-        p.error(f"--batch-size must be 1 or more, got {args.batch_size}")
+    args, run = _parse_prediction(p, argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
     from fcnseg.segment import segment_files
 
-    given = {k: getattr(args, k) for k in ("alpha", "max_pixels", "oversize") if hasattr(args, k)}
-    model, int8 = _loaded(args)
+    model, int8 = _loaded(args.model, run)
+    test_time = run.given((*options.TEST_TIME, "max_pixels", "oversize", "alpha", "batch_size"))
     try:
         report = segment_files(model, args.inputs, args.out, dataset=args.dataset, video_outputs=args.video_outputs,
-                               mask_format=args.mask_format, batch_size=args.batch_size, overwrite=args.overwrite,
-                               progress=not args.quiet, **given, **_test_time(args), **int8)  # fmt: skip
+                               mask_format=args.mask_format, overwrite=args.overwrite, progress=not args.quiet,
+                               **test_time, **int8)  # fmt: skip
     except KeyboardInterrupt:
         print("\ninterrupted: the outputs being written were removed, the finished ones kept", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ from fcnseg.datasets import default_root, get_spec, load_sample, read_split
 from fcnseg.int8 import inference_model
 from fcnseg.metrics import confusion_matrix, summarize
 from fcnseg.options import Options
-from fcnseg.predict import predict_masks
+from fcnseg.predict import DEFAULTS, predict_masks
 
 
 def evaluate(
@@ -27,10 +27,10 @@ def evaluate(
     split: str | None = None,
     *,
     dataset=Options.dataset,
-    input_size=Options.input_size,
-    scales=Options.scales,
-    flip: bool = Options.flip,
-    batch_size: int = Options.eval_batch_size,
+    input_size=DEFAULTS.input_size,
+    scales=DEFAULTS.scales,
+    flip: bool = DEFAULTS.flip,
+    batch_size: int = DEFAULTS.batch_size,
     max_images: int | None = Options.max_images,
     precision=None,
     calibration=None,
@@ -52,6 +52,7 @@ def evaluate(
     """
     model = inference_model(model, precision, calibration)
     spec = get_spec(dataset)
+    batch_size = Options(max_images=max_images, eval_batch_size=batch_size).eval_batch_size
     split = split or spec.eval_split
     samples = read_split(default_root(spec) if root is None else root, split, spec)
     samples = samples[:max_images] if max_images else samples

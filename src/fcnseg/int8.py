@@ -40,8 +40,10 @@ import cv2
 import keras
 import numpy as np
 
+from fcnseg.checks import check_calibration
 from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, default_root, read_split, spec_for_classes
 from fcnseg.files import atomic_path, keras_home, write_json
+from fcnseg.inputs import find_inputs, prepare_image
 from fcnseg.precision import cpu_features
 from fcnseg.pretrained import STREET_SAMPLE
 from fcnseg.quiet import filtered_stderr
@@ -77,9 +79,8 @@ def inference_model(model, precision=None, calibration=None):
     ...
     ValueError: precision='float32' is a Keras policy, chosen when loading: load_fcn(path, precision='float32'). Prediction takes precision=None (the model as loaded) or 'int8'.
     """
+    check_calibration(precision, calibration)
     if precision is None:
-        if calibration is not None:
-            raise ValueError("calibration= calibrates precision='int8'; pass both, or neither.")
         return model
     if precision != "int8":
         raise ValueError(f"precision={precision!r} is a Keras policy, chosen when loading: load_fcn(path, "
@@ -174,8 +175,6 @@ def calibration_images(calibration=None, num_classes: int = 11) -> list:
 
 def _images_in(item) -> list:
     """The images one item of `calibration_images`'s argument names."""
-    from fcnseg.segment import find_inputs  # fcnseg.segment imports the prediction functions, which import this
-
     if isinstance(item, np.ndarray):
         return [item]
     name, _, split = str(item).partition(":")
@@ -196,8 +195,6 @@ def calibration_samples(images, size, channels: int = 3, count: int = CALIBRATIO
     >>> [sample.shape for sample in calibration_samples(calibration_images(), (64, 96), count=5)][-1]
     (1, 64, 96, 3)
     """
-    from fcnseg.predict import prepare_image  # it imports this module
-
     rng = np.random.default_rng(0)
     pictures = [prepare_image(image, channels) for image in images]
     for k in range(count):

@@ -10,7 +10,7 @@ one checks every value, without TensorFlow (`ValueError` naming the bad one).
 >>> Options(epochs=40).epochs
 40
 >>> Options().step("evaluate")
-{'input_size': None, 'scales': (1.0,), 'flip': False, 'batch_size': 4, 'max_images': None}
+{'input_size': None, 'scales': (1.0,), 'flip': False, 'batch_size': 8, 'max_images': None}
 >>> Options(fc_units=0)
 Traceback (most recent call last):
 ...
@@ -26,12 +26,13 @@ import math
 import numbers
 import os
 
-from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, LOSSES, PRECISIONS, SCHEDULES, VARIANTS, check_architecture,
-                           check_scales, flag, one_of, positive_int, positive_number, size_hw)  # fmt: skip
+from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, INFERENCE_PRECISIONS, LOSSES, OVERSIZE, PRECISIONS, SCHEDULES,
+                           VARIANTS, check_architecture, check_calibration, check_scales, flag, one_of, positive_int,
+                           positive_number, size_hw, unit_interval)  # fmt: skip
 from fcnseg.datasets import DATASETS, FOLDER_DATASET, DatasetSpec, get_spec, own_dataset
 from fcnseg.datasets.folders import class_names, mask_value_pairs
 
-STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run")
+STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run", "predict")
 TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.predict`)
 
 
@@ -124,6 +125,13 @@ def _integer(name, value):
     return int(value)
 
 
+def _texts(name, value):
+    texts = (value,) if isinstance(value, (str, os.PathLike)) else value
+    if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, (str, os.PathLike)) for t in texts):
+        raise ValueError(f"{name} must be one or more file names, folders or patterns, got {value!r}.")
+    return tuple(map(str, texts))
+
+
 def _split(name, value):
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a split name such as 'val', got {value!r}.")
@@ -172,6 +180,61 @@ def option(default, step: str, help: str, *, check, parse=str, nargs=None, choic
     meta = {"step": step, "help": help, "check": check, "parse": parse, "nargs": nargs, "choices": choices,
             "keyword": keyword}  # fmt: skip
     return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictOptions:
+    """How every prediction runs the model, each option checked when made: `predict_mask`,
+    `predict_masks`, `segment_files`, `segment_video` and `evaluate` take their defaults from
+    here, ``fcnseg-predict`` and ``fcnseg-evaluate`` their flags (`add_flags`), and `Options`
+    its test-time options (`same_as`).
+
+    >>> PredictOptions().batch_size
+    8
+    >>> PredictOptions(scales=[1, 1.25], flip=True).scales
+    (1.0, 1.25)
+    """
+
+    input_size: tuple[int, int] | None = option(None, "predict", "predict at this height and width, logits resized "
+                                                "back (none: each image's own size)",
+                                                check=_optional(size_hw, "each image's own size"), parse=int,
+                                                nargs=2)  # fmt: skip
+    scales: tuple[float, ...] = option((1.0,), "predict", "test-time multi-scale averaging at these input scales",
+                                       check=lambda name, value: check_scales(value), parse=float, nargs="+")  # fmt: skip
+    flip: bool = option(False, "predict", "test-time flip averaging", check=flag, parse=bool)
+    batch_size: int = option(8, "predict", "images (or video frames) of one size predicted at once",
+                             check=positive_int, parse=int)  # fmt: skip
+    max_pixels: int = option(2048 * 2048, "predict", "pixels of one model input (a memory budget); larger images "
+                             "are run as --oversize says", check=positive_int, parse=int)  # fmt: skip
+    oversize: str = option("downscale", "predict", "an image over --max-pixels: scaled down to fit, logits resized "
+                           "back (downscale), or cut into overlapping tiles (tiles)", check=_choice(OVERSIZE),
+                           choices=OVERSIZE)  # fmt: skip
+    alpha: float = option(0.5, "predict", "overlay opacity", check=unit_interval, parse=float)
+    precision: str = option("auto", "predict", "load the model at this dtype policy (auto: the fastest for this "
+                            "computer), or int8: run it as a calibrated int8 LiteRT program, about twice as fast on "
+                            "CPUs with AVX-512 VNNI, AVX-VNNI or AMX, built once per input size and cached in "
+                            "~/.keras/fcnseg-int8", check=_choice(INFERENCE_PRECISIONS),
+                            choices=INFERENCE_PRECISIONS)  # fmt: skip
+    calibration: tuple[str, ...] | None = option(
+        None, "predict", "with --precision int8: images like those to segment (files, folders, glob patterns) or a "
+        "split such as camvid:train (none: for camvid-fcn8s the bundled street photos)",
+        check=_optional(_texts, "the model's default"), nargs="+")  # fmt: skip
+
+    def __post_init__(self):
+        _check_fields(self)
+        check_calibration(self.precision, self.calibration)
+
+    def given(self, names=TEST_TIME) -> dict:
+        """The options `names` as keyword arguments (default: the test-time ones, `TEST_TIME`)."""
+        return {name: getattr(self, name) for name in names}
+
+
+def same_as(name: str, step: str, *, keyword=None):
+    """A field of `Options` declared by `PredictOptions`' field `name` (its default, help and check),
+    taken by `step`: the test-time options are written once."""
+    meta = PredictOptions.__dataclass_fields__[name].metadata
+    return option(PredictOptions.__dataclass_fields__[name].default, step, meta["help"], check=meta["check"],
+                  parse=meta["parse"], nargs=meta["nargs"], choices=meta["choices"], keyword=keyword)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,22 +303,16 @@ class Options:
     schedule: str = option("plateau", "train", "learning-rate schedule", check=_choice(SCHEDULES), choices=SCHEDULES)
     jit_compile: bool = option(False, "train", "compile the train step with XLA", check=flag, parse=bool)
     tensorboard: bool = option(False, "train", "TensorBoard logs in the run folder", check=flag, parse=bool)
-    # evaluate (input_size, scales and flip: test-time options of every prediction)
-    input_size: tuple[int, int] | None = option(None, "evaluate", "predict at this height and width, logits "
-                                                "resized back (none: each image's own size)",
-                                                check=_optional(size_hw, "each image's own size"), parse=int,
-                                                nargs=2)  # fmt: skip
-    scales: tuple[float, ...] = option((1.0,), "evaluate", "test-time multi-scale averaging at these input scales",
-                                       check=lambda name, value: check_scales(value), parse=float, nargs="+")  # fmt: skip
-    flip: bool = option(False, "evaluate", "test-time flip averaging", check=flag, parse=bool)
-    eval_batch_size: int = option(4, "evaluate", "images predicted at once when scoring", check=positive_int,
-                                  parse=int, keyword="batch_size")  # fmt: skip
+    # evaluate (input_size, scales, flip and the batch: as every prediction runs, `PredictOptions`)
+    input_size: tuple[int, int] | None = same_as("input_size", "evaluate")
+    scales: tuple[float, ...] = same_as("scales", "evaluate")
+    flip: bool = same_as("flip", "evaluate")
+    eval_batch_size: int = same_as("batch_size", "evaluate", keyword="batch_size")
     max_images: int | None = option(None, "evaluate", "score only the first N images",
                                     check=_optional(positive_int, "all"), parse=int)  # fmt: skip
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, field.metadata["check"](field.name, getattr(self, field.name)))
+        _check_fields(self)
         check_architecture(self.variant, self.decoder)
         if isinstance(self.dataset, str) and self.dataset in DATASETS and (self.classes or self.mask_values):
             raise ValueError(f"classes and mask_values describe your own data (dataset={FOLDER_DATASET!r}); "
@@ -300,9 +357,15 @@ class Options:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-def names() -> list[str]:
-    """The name of every option."""
-    return [f.name for f in dataclasses.fields(Options)]
+def _check_fields(options) -> None:
+    """Check each field of a frozen options dataclass, keeping the checked (normalised) value."""
+    for field in dataclasses.fields(options):
+        object.__setattr__(options, field.name, field.metadata["check"](field.name, getattr(options, field.name)))
+
+
+def names(declared=None) -> list[str]:
+    """The name of every option of `declared` (`Options`, or `PredictOptions`)."""
+    return [f.name for f in dataclasses.fields(declared or Options)]
 
 
 def flag_name(name: str) -> str:
@@ -310,11 +373,12 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_flags(parser: argparse.ArgumentParser, which=None) -> None:
-    """Add a flag for each of the options `which` (default: all) to `parser`, with its type,
-    number of values and choices; its help gives the default. A flag not given is absent
-    from the parsed arguments (``argparse.SUPPRESS``), so a recipe's value stays."""
-    fields = {f.name: f for f in dataclasses.fields(Options)}
+def add_flags(parser: argparse.ArgumentParser, which=None, *, declared=None) -> None:
+    """Add a flag for each of the options `which` (default: all) of `declared` (`Options`, or
+    `PredictOptions`) to `parser`, with its type, number of values and choices; its help gives the
+    default. A flag not given is absent from the parsed arguments (``argparse.SUPPRESS``), so a
+    recipe's value (or the function's default) stays."""
+    fields = {f.name: f for f in dataclasses.fields(declared or Options)}
     for name in which or fields:
         meta = fields[name].metadata
         kwargs = {"default": argparse.SUPPRESS, "help": f"{meta['help']} (default: {_shown(fields[name].default)})"}
@@ -327,7 +391,8 @@ def add_flags(parser: argparse.ArgumentParser, which=None) -> None:
 
 
 def given(args: argparse.Namespace, which=None) -> dict:
-    """The options `which` (default: all) given on a command line parsed with `add_flags`, lists as tuples."""
+    """The options `which` (default: all of `Options`) given on a command line parsed with `add_flags`,
+    lists as tuples."""
     found = {name: getattr(args, name) for name in which or names() if hasattr(args, name)}
     return {name: tuple(value) if isinstance(value, list) else value for name, value in found.items()}
 

@@ -14,70 +14,20 @@ class ids for an (H, W) image, whatever its size or channels.
 from __future__ import annotations
 
 import math
-import os
-import warnings
 
 import numpy as np
 from keras import ops
-from PIL import ExifTags, Image, ImageOps
 
-from fcnseg.checks import MAX_PIXELS, OVERSIZE, OVERSIZE_DEFAULT, check_scales, one_of, positive_int, size_hw
-from fcnseg.datasets import load_image, to_rgb_uint8
+from fcnseg.inputs import prepare_image
 from fcnseg.int8 import inference_model
-from fcnseg.options import Options
+from fcnseg.options import PredictOptions
 
-
-def prepare_image(image, channels: int = 3) -> np.ndarray:
-    """An image path or array as uint8 (H, W, channels): the one conversion used everywhere.
-
-    A file is read as a viewer shows it (`load_photo`). Grayscale, RGBA, 16-bit and
-    float images (values in [0, 1] or 0..255) are converted; a float image in [0, 1]
-    also gets a `UserWarning` (the model takes 0..255: see `warn_if_unit_range`);
-    a wrong rank or dtype raises `ValueError`.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        rgb = load_photo(image)
-    else:
-        warn_if_unit_range(image)
-        rgb = to_rgb_uint8(image)
-    if channels == 1:
-        return np.round(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
-    return rgb
-
-
-def load_photo(path) -> np.ndarray:
-    """`load_image`, turned as the file's EXIF orientation says (Pillow's `ImageOps.exif_transpose`):
-    a phone's photo tagged "rotate 90°" comes back as viewers show it.
-
-    >>> load_photo(SAMPLE_ROOT / "JPEGImages/001763.jpg").shape  # no EXIF orientation  # doctest: +SKIP
-    (375, 500, 3)
-    """
-    rgb = load_image(path)  # any format OpenCV reads; ValueError naming an unreadable file
-    try:
-        with Image.open(path) as picture:  # reads the header only, unless the photo is turned
-            if picture.getexif().get(ExifTags.Base.Orientation, 1) == 1:
-                return rgb
-            return to_rgb_uint8(np.asarray(ImageOps.exif_transpose(picture).convert("RGB")))
-    except OSError:  # a format Pillow does not read carries no EXIF orientation
-        return rgb
-
-
-def warn_if_unit_range(image) -> None:
-    """Warn that a float image with values in [0, 1] is taken as 0..1 and scaled by 255: the
-    model takes pixel values 0..255, and a 0..255 image that happens to be dark looks the
-    same. uint8 pixels say which is meant (and give no warning)."""
-    image = np.asarray(image)
-    if np.issubdtype(image.dtype, np.floating) and image.size and 0 <= image.min() and image.max() <= 1:
-        warnings.warn(
-            "A float image with values in [0, 1] is taken as 0..1 and scaled by 255 (the model takes pixel "
-            "values 0..255). Pass uint8 pixels, e.g. (image * 255).round().astype('uint8'), to say so.",
-            UserWarning, stacklevel=4,  # the caller of predict_mask
-        )  # fmt: skip
+DEFAULTS = PredictOptions()
 
 
 def predict_logits(
-    model, images: np.ndarray, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
-    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT, precision=None, calibration=None,
+    model, images: np.ndarray, *, input_size=DEFAULTS.input_size, scales=DEFAULTS.scales, flip: bool = DEFAULTS.flip,
+    max_pixels: int = DEFAULTS.max_pixels, oversize: str = DEFAULTS.oversize, precision=None, calibration=None,
 ):
     """Logits (N, H, W, C) float32 for a batch of equal-size uint8 images (N, H, W, channels).
 
@@ -101,19 +51,17 @@ def predict_logits(
     (4, 360, 480, 11)
     """
     model = inference_model(model, precision, calibration)
+    run = PredictOptions(input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels, oversize=oversize)
     images = np.asarray(images)
     height, width = images.shape[1:3]
-    base = size_hw("input_size", input_size) if input_size is not None else (height, width)
+    base = run.input_size or (height, width)
     x = ops.convert_to_tensor(images, "float32")
-    scales = check_scales(scales)
-    max_pixels = positive_int("max_pixels", max_pixels)
-    one_of("oversize", oversize, OVERSIZE)
     total = 0.0
-    for scale in scales:
+    for scale in run.scales:
         size = (max(1, round(base[0] * scale)), max(1, round(base[1] * scale)))
-        total = total + fit_input(lambda batch: _model_logits(model, batch, flip), x, size, (height, width),
-                                  max_pixels, oversize)  # fmt: skip
-    return ops.convert_to_numpy(total / len(scales))
+        total = total + fit_input(lambda batch: _model_logits(model, batch, run.flip), x, size, (height, width),
+                                  run.max_pixels, run.oversize)  # fmt: skip
+    return ops.convert_to_numpy(total / len(run.scales))
 
 
 def fit_input(logits_of, x, size, out_size, max_pixels: int, oversize: str):
@@ -121,7 +69,7 @@ def fit_input(logits_of, x, size, out_size, max_pixels: int, oversize: str):
     with an input over `max_pixels` pixels either scaled down to fit (``oversize="downscale"``,
     `fit_pixels`) or cut into overlapping tiles that fit, their logits blended (``"tiles"``, `tiled_logits`).
 
-    ``"downscale"`` is the default (`OVERSIZE_DEFAULT`): on CamVid val frames upscaled 4x (1440x1920,
+    ``"downscale"`` is the default (`PredictOptions.oversize`): on CamVid val frames upscaled 4x (1440x1920,
     budget 1 megapixel, ``camvid-fcn8s``) it scores mean IoU 0.497 against 0.289 for tiles, with a sixth of
     their model pixels (docs/your_own_data.md, ``bench/oversize_bench.py``): the model sees a large photo's
     objects nearer the size it was trained on, with the whole scene as context. Tiles score as a whole-image
@@ -208,8 +156,8 @@ def _model_logits(model, x, flip):
 
 
 def predict_mask(
-    model, image, *, input_size=Options.input_size, scales=Options.scales, flip: bool = Options.flip,
-    max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT, precision=None, calibration=None,
+    model, image, *, input_size=DEFAULTS.input_size, scales=DEFAULTS.scales, flip: bool = DEFAULTS.flip,
+    max_pixels: int = DEFAULTS.max_pixels, oversize: str = DEFAULTS.oversize, precision=None, calibration=None,
 ) -> np.ndarray:
     """Class ids (H, W) uint8 for one image (path or array) of any size, at its own resolution
     (`precision` and `calibration` as in `predict_logits`).
@@ -230,12 +178,12 @@ def predict_masks(
     model,
     images,
     *,
-    input_size=Options.input_size,
-    scales=Options.scales,
-    flip: bool = Options.flip,
-    batch_size: int = 8,
-    max_pixels: int = MAX_PIXELS,
-    oversize: str = OVERSIZE_DEFAULT,
+    input_size=DEFAULTS.input_size,
+    scales=DEFAULTS.scales,
+    flip: bool = DEFAULTS.flip,
+    batch_size: int = DEFAULTS.batch_size,
+    max_pixels: int = DEFAULTS.max_pixels,
+    oversize: str = DEFAULTS.oversize,
     precision=None,
     calibration=None,
 ):
@@ -246,6 +194,7 @@ def predict_masks(
     `calibration` as in `predict_logits`.
     """
     model = inference_model(model, precision, calibration)
+    batch_size = PredictOptions(batch_size=batch_size).batch_size
     channels = model.input_shape[-1]
     prepared = [prepare_image(image, channels) for image in images]
     masks = [None] * len(prepared)

@@ -36,21 +36,34 @@ def available_models() -> tuple[str, ...]:
     return tuple(sorted(p.name for p in MODELS_DIR.iterdir() if (p / MODEL_FILE).is_file()))
 
 
-def model_file(model) -> Path:
-    """The ``.keras`` file that `model` names: an existing file as it is, else a shipped model's name.
-
-    `FileNotFoundError` otherwise, naming the shipped models.
+def model_file(model, *, role: str = "model", dataset: str | None = None) -> Path:
+    """The ``.keras`` file that `model` names: a shipped model's name (trained on `dataset`, when
+    given), else a path to an existing ``.keras`` file. The one resolver of every function and
+    command line that takes a model; its errors name the parameter (`role`): `FileNotFoundError`
+    for a missing file, `ValueError` for anything else.
 
     >>> model_file("camvid-fcn8s").name
     'model.keras'
+    >>> model_file("model.h5", role="checkpoint")
+    Traceback (most recent call last):
+    ...
+    ValueError: checkpoint must be a .keras file saved by fcnseg.train or a shipped model (camvid-fcn8s), got 'model.h5'.
     """
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path
-    if str(model) in available_models():
-        return MODELS_DIR / str(model) / MODEL_FILE
-    shipped = ", ".join(available_models()) or "none in this installation"
-    raise FileNotFoundError(f"Model file not found: {path} (a .keras file, or the name of a shipped model: {shipped})")
+    if isinstance(model, str) and model in available_models():
+        card = model_card(model) if dataset is not None else {"dataset": dataset}
+        if card["dataset"] != dataset:
+            raise ValueError(f"{role} {model!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
+                             f"use a recipe for {card['dataset']} (recipe={card['parameters']['recipe']!r}).")
+        return MODELS_DIR / model / MODEL_FILE
+    path = Path(model).expanduser() if isinstance(model, (str, Path)) else None
+    if path is None or path.suffix != ".keras":
+        shipped = ", ".join(available_models()) or "none in this installation"
+        raise ValueError(f"{role} must be a .keras file saved by fcnseg.train or a shipped model ({shipped}), "
+                         f"got {model!r}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{role} {path} does not exist (a .keras file, or the name of a shipped model: "
+                                f"{', '.join(available_models()) or 'none in this installation'}).")
+    return path
 
 
 def shipped_name(path) -> str | None:

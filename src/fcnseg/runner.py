@@ -33,7 +33,7 @@ from fcnseg.datasets import FOLDER_DATASET, SAMPLE_ROOT, available_splits, get_s
 from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
-from fcnseg.pretrained import available_models, model_card, model_file, shipped_name
+from fcnseg.pretrained import model_card, model_file, shipped_name
 from fcnseg.record import encoder_label, logged_epochs
 
 DEFAULT_RESULTS = "results"
@@ -255,93 +255,131 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
              verbose: bool = True) -> RunPlan:  # fmt: skip
     """Check a run's options and settings and find the data; return a `RunPlan`.
 
-    `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets
-    single options (`fcnseg.options.Options`: any of `build_fcn`, `make_dataset`,
-    `train` and `evaluate`, and ``dataset``, the splits, ``precision``,
-    ``seed``; your own data: ``{"dataset": "folder", "classes": [...], "mask_values":
-    {0: 0, 255: 1}}`` with `data_root` its folder, or ``{"dataset": folder_dataset(...)}``).
-    All are checked before any file is touched (`ParameterError`, a
-    `ValueError`, naming the bad one). Without `data_root` the dataset's
-    variable (``VOC_ROOT``, ``VOC2012_ROOT``, ``CAMVID_ROOT``) or ``data/`` is
-    used; a missing VOC 2007 is downloaded (`download`) or, in quick mode, replaced
-    by the one-image sample, whose smoke-test results go to
-    ``results/smoke_test`` when `results_dir` is the default. Quick mode applies
-    `QUICK` and `QUICK_STEPS`. With a `checkpoint` (a ``.keras`` file, or a
-    shipped model's name such as ``"camvid-fcn8s"``) nothing is trained; with
-    `init_from` (the same kinds) training starts from that model, its class layers
-    re-made when the dataset has another number of classes (`fcnseg.fcn.with_classes`). `run_dir` (default:
-    `fcnseg.recipes.run_dir`) gets ``best.keras``; `strategy` is one of
-    `fcnseg.checks.STRATEGIES`. `data_note` (one line, e.g. where the images came from) is
-    printed under every figure's title and recorded in ``metrics.json``.
+    `recipe` names one of `fcnseg.recipes.RECIPES`; `overrides` (a dict) sets single options
+    (`fcnseg.options.Options`; your own data: ``{"dataset": "folder", "classes": [...],
+    "mask_values": {0: 0, 255: 1}}`` with `data_root` its folder, or ``{"dataset": folder_dataset(...)}``).
+    All are checked before any file is touched (`ParameterError`, a `ValueError`, naming the bad
+    one). Without `data_root` the dataset's variable (e.g. ``VOC_ROOT``) or ``data/`` is used; a
+    missing VOC 2007 is downloaded (`download`) or, in quick mode (`QUICK`, `QUICK_STEPS`), replaced by
+    the one-image sample, whose results go to ``results/smoke_test`` when `results_dir` is the default.
+    With a `checkpoint` (a ``.keras`` file or a shipped model's name such as ``"camvid-fcn8s"``)
+    nothing is trained; with `init_from` (the same kinds) training starts from that model, its class
+    layers re-made for another number of classes. `run_dir` (default: `fcnseg.recipes.run_dir`) gets
+    ``best.keras``; `strategy` is one of `fcnseg.checks.STRATEGIES`; `data_note` (one line, e.g. where
+    the images came from) goes under every figure's title and into ``metrics.json``.
 
-    With `offline_fallback` (the notebook's choice; `run` and ``fcnseg-train``
-    raise instead), outside quick mode, when the data cannot be found or
-    downloaded, or the ImageNet encoder weights cannot be had, the plan is *offline*: ``offline``
-    says why, ``data_root`` is None, the checkpoint (by default the shipped
-    `OFFLINE_MODEL`) is what the notebook shows, on the bundled street photos,
-    and the figures go to ``results/street`` when `results_dir` is the default.
+    With `offline_fallback` (the notebook's; `run` and ``fcnseg-train`` raise instead), outside quick
+    mode, when the data or the ImageNet encoder weights cannot be had, the plan is *offline*: it says
+    why, and the checkpoint (by default `OFFLINE_MODEL`) is shown on the bundled street photos, its
+    figures in ``results/street`` when `results_dir` is the default.
 
     >>> plan = plan_run(data_root=SAMPLE_ROOT, quick=True, results_dir="results", verbose=False)
     >>> plan.smoke_test, plan.options.epochs, plan.eval_split
     (True, 1, 'val')
     """
     try:
-        quick, download = flag("quick", quick), flag("download", download)
-        one_of("strategy", strategy, STRATEGIES)
-        if overrides is not None and not isinstance(overrides, dict):
-            raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
-        *earlier, options = recipes.stages(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
-        if options.dataset == FOLDER_DATASET:  # your own data: classes from the options or the folder's classes.txt
-            options = dataclasses.replace(options, dataset=options.spec(data_root))
-        try:
-            options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
-        except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
-            raise ValueError(f"backbone_weights: {e}.") from None
-        if data_note is not None and not (isinstance(data_note, str) and data_note.strip()):
-            raise ValueError(f"data_note must be a line of text or None, got {data_note!r}.")
-        if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
-            raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
-        for name, value in (("data_root", data_root), ("run_dir", run_dir)):
-            if value is not None and not isinstance(value, (str, os.PathLike)):
-                raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
-        dataset = get_spec(options.dataset).name
-        checkpoint, init_from = _model_file("checkpoint", checkpoint, dataset), _model_file("init_from", init_from)
-    except ValueError as e:  # the run's own error type, with the check's message
+        flag("quick", quick), flag("download", download), one_of("strategy", strategy, STRATEGIES)
+        _check_places(data_note, results_dir, data_root, run_dir)
+        *earlier, options = _recipe_options(recipe, overrides, quick, data_root)
+        checkpoint = None if checkpoint is None else model_file(checkpoint, role="checkpoint",
+                                                                 dataset=options.spec().name)  # fmt: skip
+        init_from = None if init_from is None else model_file(init_from, role="init_from")
+    except (ValueError, FileNotFoundError) as e:  # the run's own error type, with the check's message
         raise ParameterError(str(e)) from None
-    notes = []
-
-    spec = get_spec(options.dataset)
+    spec, trained = options.spec(), [] if checkpoint else [options.train_split, options.val_split]
     eval_split = options.eval_split or spec.eval_split
-    trained = [] if checkpoint else [options.train_split, options.val_split]
     needed = [s for s in (*trained, eval_split) if s in STANDARD_SPLITS or s in trained]
+    needs_encoder = checkpoint is None and options.backbone_weights == "imagenet"
+    found = _data(spec, data_root, needed, quick=quick, download=download, verbose=verbose,
+                  offline_fallback=offline_fallback, needs_encoder=needs_encoder)  # fmt: skip
+    if isinstance(found, str):
+        return _offline(recipe, options, checkpoint, results_dir, found, verbose)
+    root, smoke, why = found
+    options, notes = _fitted(options, root, eval_split, quick, smoke, checkpoint)
+    results_dir, run_dir = _folders(options, results_dir, run_dir, smoke, checkpoint, notes)
+    # a two-stage recipe's first stage: the second stage's settings, but for those the second stage changes
+    first_stage = dataclasses.replace(options, **{k: getattr(earlier[0], k) for k in recipes.SECOND_STAGES[recipe]}) \
+        if earlier and not checkpoint else None  # fmt: skip
+    plan = RunPlan(recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint,
+                   init_from=init_from, results_dir=results_dir, run_dir=run_dir, download=download,
+                   eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke, strategy=strategy,
+                   encoder=encoder_label(options.backbone_weights, checkpoint or init_from), notes=tuple(notes),
+                   first_stage=first_stage, data_note=data_note)  # fmt: skip
+    if verbose:
+        print(*([smoke_banner(why)] if smoke and root == SAMPLE_ROOT.resolve() else []), plan.describe(), sep="\n")
+    return plan
+
+
+def _data(spec, data_root, needed, *, quick, download, verbose, offline_fallback, needs_encoder):
+    """`find_data`'s ``(root, smoke_test, why)``; with `offline_fallback` outside quick mode, why the run
+    must be offline instead (a string): no usable data, only the sample, or no ImageNet encoder weights
+    when `needs_encoder`."""
     try:
         root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
     except FileNotFoundError as e:
         if quick or not offline_fallback:
             raise
-        return _offline(recipe, options, checkpoint, results_dir, str(e), verbose)
+        return str(e)
+    if not offline_fallback or quick:
+        return root, smoke, why
     fell_back = root == SAMPLE_ROOT.resolve() and (data_root is None or Path(data_root).expanduser().resolve() != root)
-    fallback = offline_fallback and not quick
-    problem = why if smoke and fell_back and fallback else None
-    if problem is None and fallback and checkpoint is None and options.backbone_weights == "imagenet":
-        problem = imagenet_weights_problem()
-    if problem:
-        return _offline(recipe, options, checkpoint, results_dir, problem, verbose)
-    available = available_splits(root, spec)
+    if smoke and fell_back:
+        return why
+    return (needs_encoder and imagenet_weights_problem()) or (root, smoke, why)
+
+
+def _recipe_options(recipe: str, overrides, quick: bool, data_root) -> list[Options]:
+    """The options of each stage of `recipe` with quick mode and `overrides` applied, your own data's
+    classes read (from the options or ``data_root/classes.txt``) and the encoder weights resolved."""
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict such as {{'epochs': 20}}, got {overrides!r}.")
+    *earlier, options = recipes.stages(recipe, **{**(QUICK if quick else {}), **(overrides or {})})
+    if options.dataset == FOLDER_DATASET:
+        options = dataclasses.replace(options, dataset=options.spec(data_root))
+    try:
+        options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
+    except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
+        raise ValueError(f"backbone_weights: {e}.") from None
+    return [*earlier, options]
+
+
+def _check_places(data_note, results_dir, data_root, run_dir) -> None:
+    """`ValueError` unless `data_note` is a line of text or None and the folders are paths (or None)."""
+    if data_note is not None and not (isinstance(data_note, str) and data_note.strip()):
+        raise ValueError(f"data_note must be a line of text or None, got {data_note!r}.")
+    if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
+        raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
+    for name, value in (("data_root", data_root), ("run_dir", run_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
+
+
+def _fitted(options: Options, root: Path, eval_split: str, quick: bool, smoke: bool,
+            checkpoint) -> tuple[Options, list[str]]:  # fmt: skip
+    """`options` fitted to the data at `root` (which must have `eval_split`; a batch no larger than a
+    smoke test's training images), and notes saying what quick mode and the fitting changed."""
+    available = available_splits(root, options.spec())
     if eval_split not in available:
         raise ParameterError(f"eval_split={eval_split!r} is not a split of {root}: use one of {available}.")
+    notes = []
     if quick:
         size = options.image_size
         notes.append(f"quick mode: {size[0]}x{size[1]} images, {options.epochs} epoch of {QUICK_STEPS} batches, "
                      f"at most {options.max_images} images scored, model input "
                      f"{'x'.join(map(str, options.input_size or ('own size',)))}")  # fmt: skip
-    n_train = 0 if checkpoint else len(read_split(root, options.train_split, spec))
+    n_train = 0 if checkpoint else len(read_split(root, options.train_split, options.spec()))
     if n_train and options.batch_size > n_train:
         if not smoke:
             raise ParameterError(f"batch_size={options.batch_size} is larger than the {n_train} training images of "
                                  f"{root}.")  # fmt: skip
         notes.append(f"batch_size {options.batch_size} -> {n_train} (only {n_train} training image(s))")
         options = dataclasses.replace(options, batch_size=n_train)
+    return options, notes
+
+
+def _folders(options: Options, results_dir, run_dir, smoke: bool, checkpoint, notes: list) -> tuple[Path, Path | None]:
+    """``(results_dir, run_dir)``: a smoke test's results in ``results/smoke_test`` when `results_dir` is the
+    default (said in `notes`), no run folder with a checkpoint, else `run_dir` or the recipe's default."""
     results_dir = Path(results_dir)
     if smoke and str(results_dir) == DEFAULT_RESULTS:
         results_dir = Path(DEFAULT_RESULTS) / "smoke_test"
@@ -351,22 +389,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     elif run_dir is None:
         run_dir = results_dir / "run" if smoke else recipes.run_dir(options)
     results_dir.mkdir(parents=True, exist_ok=True)
-
-    first_stage = None  # the second stage's settings, but for the options the second stage changes
-    if earlier and not checkpoint:
-        first_stage = dataclasses.replace(options, **{k: getattr(earlier[0], k) for k in recipes.SECOND_STAGES[recipe]})
-    plan = RunPlan(
-        recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint, init_from=init_from,
-        results_dir=results_dir, run_dir=None if run_dir is None else Path(run_dir), download=download,
-        eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke,
-        encoder=encoder_label(options.backbone_weights, checkpoint or init_from), strategy=strategy,
-        notes=tuple(notes), first_stage=first_stage, data_note=data_note,
-    )  # fmt: skip
-    if verbose:
-        if smoke and root == SAMPLE_ROOT.resolve():
-            print(smoke_banner(why))
-        print(plan.describe())
-    return plan
+    return results_dir, None if run_dir is None else Path(run_dir)
 
 
 def run(*, strategy: str = "none", **params) -> dict:
@@ -405,22 +428,3 @@ def _offline(recipe, options, checkpoint, results_dir, why: str, verbose: bool) 
     if verbose:
         print(plan.describe())
     return plan
-
-
-def _model_file(name: str, path, dataset: str | None = None) -> Path | None:
-    """The file of a ``.keras`` path or of a shipped model's name (trained on `dataset`, when given)."""
-    if path is None:
-        return None
-    if isinstance(path, str) and path in available_models():
-        card = model_card(path)
-        if dataset is not None and card["dataset"] != dataset:
-            raise ValueError(f"{name} {path!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
-                             f"use a recipe for {card['dataset']} (recipe={card['parameters']['recipe']!r}).")
-        return model_file(path)
-    file = Path(path).expanduser() if isinstance(path, (str, os.PathLike)) else None
-    if file is None or file.suffix != ".keras":
-        raise ValueError(f"{name} must be a .keras file saved by fcnseg.train, a shipped model "
-                         f"({', '.join(available_models())}) or None, got {path!r}.")
-    if not file.is_file():
-        raise ValueError(f"{name} {file} does not exist (leave {name}=None to train from the encoder).")
-    return file

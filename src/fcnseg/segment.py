@@ -24,7 +24,6 @@ are kept unless ``overwrite=True``.
 
 from __future__ import annotations
 
-import glob
 import sys
 from pathlib import Path
 
@@ -32,36 +31,16 @@ import keras
 import numpy as np
 from PIL import Image
 
-from fcnseg.checks import OVERSIZE, check_scales, one_of, positive_int
-from fcnseg.datasets import IMAGE_SUFFIXES, spec_for_classes
+from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_path
+from fcnseg.inputs import VIDEO_SUFFIXES, find_inputs, prepare_image
 from fcnseg.int8 import ConversionError, inference_model
-from fcnseg.options import Options
-from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_mask, prepare_image
-from fcnseg.video import VIDEO_SUFFIXES, segment_video, video_targets
+from fcnseg.options import PredictOptions
+from fcnseg.predict import DEFAULTS, predict_mask
+from fcnseg.video import segment_video, video_targets
 from fcnseg.viz import colorize, overlay
 
 OUTPUTS = ("masks", "colored", "overlays")
-SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-
-
-def find_inputs(inputs) -> list[Path]:
-    """Files named by `inputs`: files as given, folders' images and videos (sorted,
-    recursively), glob patterns.
-
-    A name that is none of these is returned as it is, so that the caller
-    reports it as missing along with the unreadable files.
-    """
-    found = []
-    for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
-        elif not path.exists() and glob.has_magic(str(item)):
-            found += sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
 
 
 def segment_files(
@@ -70,15 +49,15 @@ def segment_files(
     out_dir,
     *,
     dataset=None,
-    input_size=Options.input_size,
-    scales=Options.scales,
-    flip: bool = Options.flip,
-    max_pixels: int = MAX_PIXELS,
-    oversize: str = OVERSIZE_DEFAULT,
-    alpha: float = 0.5,
+    input_size=DEFAULTS.input_size,
+    scales=DEFAULTS.scales,
+    flip: bool = DEFAULTS.flip,
+    max_pixels: int = DEFAULTS.max_pixels,
+    oversize: str = DEFAULTS.oversize,
+    alpha: float = DEFAULTS.alpha,
     video_outputs=("overlays",),
     mask_format: str = "png",
-    batch_size: int = 8,
+    batch_size: int = DEFAULTS.batch_size,
     overwrite: bool = False,
     progress: bool = True,
     precision=None,
@@ -111,25 +90,30 @@ def segment_files(
     """
     model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
-    options = dict(input_size=input_size, scales=check_scales(scales), flip=flip,
-                   max_pixels=positive_int("max_pixels", max_pixels), oversize=one_of("oversize", oversize, OVERSIZE))
-    video_options = dict(outputs=video_outputs, mask_format=mask_format, batch_size=batch_size, alpha=alpha,
-                         overwrite=overwrite, progress=progress, **options)  # fmt: skip
+    run = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
+                         max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
     video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work
-    out_dir = Path(out_dir)
-    inputs = find_inputs(inputs)
+    video_options = dict(outputs=video_outputs, mask_format=mask_format, overwrite=overwrite, progress=progress)
+
+    def segment_one(path: Path) -> dict:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return segment_video(model, path, out_dir, dataset=spec, **video_options, **_as_kwargs(run))
+        return _segment_image(model, path, Path(out_dir), spec, run, overwrite)
+
+    return _each_input(find_inputs(inputs), segment_one, progress)
+
+
+def _each_input(paths: list[Path], segment_one, progress: bool) -> dict:
+    """`segment_one` of each path: its outputs gathered, an unreadable input reported and skipped."""
     report = {"written": [], "kept": [], "failed": {}}
     owner: dict[str, Path] = {}
-    bar = keras.utils.Progbar(len(inputs), unit_name="file") if progress and inputs else None
-    for i, path in enumerate(inputs, 1):
+    bar = keras.utils.Progbar(len(paths), unit_name="file") if progress and paths else None
+    for i, path in enumerate(paths, 1):
         try:
             if path.stem in owner:
                 raise ValueError(f"its outputs would replace those of {owner[path.stem]} (same file name)")
             owner[path.stem] = path
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                done = segment_video(model, path, out_dir, dataset=spec, **video_options)
-            else:
-                done = _segment_image(model, path, out_dir, spec, alpha, overwrite, options)
+            done = segment_one(path)
             report["written"] += done["written"]
             report["kept"] += done["kept"]
         except ConversionError:  # the model's fault: every file would fail alike
@@ -142,7 +126,12 @@ def segment_files(
     return report
 
 
-def _segment_image(model, path: Path, out_dir: Path, spec, alpha: float, overwrite: bool, options: dict) -> dict:
+def _as_kwargs(run: PredictOptions) -> dict:
+    """`run`'s options that `segment_video` takes (the precision is already in the model)."""
+    return run.given(("input_size", "scales", "flip", "batch_size", "max_pixels", "oversize", "alpha"))
+
+
+def _segment_image(model, path: Path, out_dir: Path, spec, run: PredictOptions, overwrite: bool) -> dict:
     targets = {kind: out_dir / kind / f"{path.stem}.png" for kind in OUTPUTS}
     todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
     report = {"written": list(todo.values()), "kept": [t for kind, t in targets.items() if kind not in todo]}
@@ -151,11 +140,11 @@ def _segment_image(model, path: Path, out_dir: Path, spec, alpha: float, overwri
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
     image = prepare_image(path)  # RGB uint8, turned as its EXIF tag says; ValueError naming an unreadable file
-    mask = predict_mask(model, image, **options)
+    mask = predict_mask(model, image, **run.given(("input_size", "scales", "flip", "max_pixels", "oversize")))
     pictures = {
         "masks": mask,
         "colored": colorize(mask, spec.colormap),
-        "overlays": overlay(image, mask, alpha=alpha, colormap=spec.colormap),
+        "overlays": overlay(image, mask, alpha=run.alpha, colormap=spec.colormap),
     }
     for kind, target in todo.items():
         with atomic_path(target) as tmp:

@@ -113,23 +113,10 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_seconds"] = round(time.perf_counter() - self._started, 2)
 
 
-def train(
-    model,
-    train_ds,
-    val_ds=None,
-    *,
-    epochs: int = Options.epochs,
-    loss: str = Options.loss,
-    learning_rate: float = Options.learning_rate,
-    schedule: str = Options.schedule,
-    optimizer=None,
-    checkpoint_dir="runs/fcn",
-    strategy=None,
-    jit_compile: bool = Options.jit_compile,
-    tensorboard: bool = Options.tensorboard,
-    callbacks=(),
-    verbose="auto",
-) -> keras.callbacks.History:
+def train(model, train_ds, val_ds=None, *, epochs: int = Options.epochs, loss: str = Options.loss,
+          learning_rate: float = Options.learning_rate, schedule: str = Options.schedule, optimizer=None,
+          checkpoint_dir="runs/fcn", strategy=None, jit_compile: bool = Options.jit_compile,
+          tensorboard: bool = Options.tensorboard, callbacks=(), verbose="auto") -> keras.callbacks.History:  # fmt: skip
     """Compile and fit a segmentation model; the best model is ``checkpoint_dir/best.keras``.
 
     Args:
@@ -140,7 +127,7 @@ def train(
             from `make_dataset` (global batches under a strategy; class weights
             are ``make_dataset(..., class_weights=...)``'s per-pixel weights).
             Without `val_ds` the training mean IoU picks the best checkpoint.
-        loss: ``"sparse_ce"`` or ``"bce"`` (the reference's), void ignored.
+        loss: one of `fcnseg.checks.LOSSES` (``"bce"``: the reference's), void ignored.
         learning_rate, schedule: Adam's rate and ``"plateau"`` (the reference's
             ReduceLROnPlateau on validation mean IoU), ``"poly"`` or ``"constant"``.
         optimizer: a function returning a Keras optimizer, to replace Adam.
@@ -167,6 +154,36 @@ def train(
     backup_dir = checkpoint_dir / "backup"
     resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
 
+    model = _compiled(model, strategy, train_ds, epochs, loss=loss, learning_rate=learning_rate, schedule=schedule,
+                      optimizer=optimizer, jit_compile=jit_compile)  # fmt: skip
+    monitor = MONITOR if val_ds is not None else "mean_iou"
+    timer = EpochTimer()
+    csv_logger = keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming) if chief else None
+    with contextlib.ExitStack() as stack:
+        backup = backup_dir if chief else _private_backup(backup_dir, stack)
+        cbs = [keras.callbacks.BackupAndRestore(str(backup)),
+               keras.callbacks.TerminateOnNaN(raise_error=True),  # at the bad batch: epoch-end callbacks never see it
+               BestCheckpoint(checkpoint_dir / "best.keras", monitor, resume=resuming), *callbacks,
+               *_optional_callbacks(monitor, schedule, tensorboard and chief, checkpoint_dir),
+               LogLearningRate(), timer, *([csv_logger] if csv_logger else [])]  # the log last: it has the new rate
+        try:
+            return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
+        except RuntimeError as e:
+            raise _nan_error(e, timer.epoch, checkpoint_dir) from None
+        finally:
+            if csv_logger:
+                csv_logger.on_train_end()  # close history.csv also when fit was interrupted
+
+
+def _optional_callbacks(monitor: str, schedule: str, tensorboard: bool, checkpoint_dir: Path) -> list:
+    """`ReduceLROnPlateau` for ``schedule="plateau"`` and `TensorBoard` logs when asked for."""
+    found = [keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7)] \
+        if schedule == "plateau" else []  # fmt: skip
+    return found + ([keras.callbacks.TensorBoard(str(checkpoint_dir / "logs"))] if tensorboard else [])
+
+
+def _compiled(model, strategy, train_ds, epochs: int, *, loss, learning_rate, schedule, optimizer, jit_compile):
+    """`model` (or what the function `model` builds) compiled under `strategy`'s scope, its optimizer built."""
     with strategy.scope():
         if callable(model) and not isinstance(model, keras.Model):
             model = model()
@@ -175,49 +192,25 @@ def train(
         steps = int(train_ds.cardinality())
         decay_steps = epochs * steps if steps > 0 else None
         opt = optimizer() if optimizer else make_optimizer(learning_rate, schedule=schedule, decay_steps=decay_steps)
-        model.compile(
-            optimizer=opt,
-            loss=make_loss(loss),
-            metrics=[mean_iou_metric(model.output_shape[-1])],
-            jit_compile=jit_compile,
-        )
+        model.compile(optimizer=opt, loss=make_loss(loss), metrics=[mean_iou_metric(model.output_shape[-1])],
+                      jit_compile=jit_compile)  # fmt: skip
         model.optimizer.build(model.trainable_variables)  # now, or fit traces its train step twice
+    return model
 
-    monitor = MONITOR if val_ds is not None else "mean_iou"
-    timer = EpochTimer()
-    csv_logger = keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"), append=resuming) if chief else None
-    with contextlib.ExitStack() as stack:
-        backup = backup_dir if chief else _private_backup(backup_dir, stack)
-        cbs = [
-            keras.callbacks.BackupAndRestore(str(backup)),
-            keras.callbacks.TerminateOnNaN(raise_error=True),  # at the bad batch: epoch-end callbacks never see it
-            BestCheckpoint(checkpoint_dir / "best.keras", monitor, resume=resuming),
-            *callbacks,
-        ]
-        if schedule == "plateau":
-            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
-        if tensorboard and chief:
-            cbs.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
-        cbs += [LogLearningRate(), timer]
-        if csv_logger:
-            cbs.append(csv_logger)  # last, so the log has the rate the scheduler just set
-        try:
-            return model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose, shuffle=False)
-        except RuntimeError as e:
-            found = re.search(r"NaN or Inf loss encountered at batch (\d+)", str(e))
-            if not found:
-                raise
-            epoch, batch = timer.epoch + 1, int(found.group(1)) + 1
-            best = checkpoint_dir / "best.keras"
-            kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
-            raise FloatingPointError(
-                f"The loss became NaN at epoch {epoch}, batch {batch}; training stopped and {kept} "
-                "(rerunning with the same checkpoint_dir resumes from the last finished epoch). "
-                "Lower the learning rate, check the data for corrupt masks, or use float32."
-            ) from None
-        finally:
-            if csv_logger:
-                csv_logger.on_train_end()  # close history.csv also when fit was interrupted
+
+def _nan_error(error: RuntimeError, epoch: int, checkpoint_dir: Path) -> Exception:
+    """`TerminateOnNaN`'s error as a `FloatingPointError` saying where it stopped and what was kept;
+    any other `RuntimeError` as it is."""
+    found = re.search(r"NaN or Inf loss encountered at batch (\d+)", str(error))
+    if not found:
+        return error
+    best = checkpoint_dir / "best.keras"
+    kept = f"the best checkpoint {best} is intact" if best.is_file() else "no checkpoint had been saved yet"
+    return FloatingPointError(
+        f"The loss became NaN at epoch {epoch + 1}, batch {int(found.group(1)) + 1}; training stopped and {kept} "
+        "(rerunning with the same checkpoint_dir resumes from the last finished epoch). "
+        "Lower the learning rate, check the data for corrupt masks, or use float32."
+    )
 
 
 def _private_backup(backup_dir: Path, stack: contextlib.ExitStack) -> Path:

@@ -26,14 +26,14 @@ from typing import NamedTuple
 import cv2
 import keras
 
-from fcnseg.checks import MASK_FORMATS, VIDEO_OUTPUTS, one_of, positive_int
+from fcnseg.checks import MASK_FORMATS, VIDEO_OUTPUTS, one_of
 from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_dir, atomic_path
 from fcnseg.int8 import inference_model
-from fcnseg.predict import MAX_PIXELS, OVERSIZE_DEFAULT, predict_masks
+from fcnseg.options import PredictOptions
+from fcnseg.predict import DEFAULTS, predict_masks
 from fcnseg.viz import colorize, overlay
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm")
 # Each output's file-name ending and OpenCV FourCC, by kind (and the masks' by format); "png" is a
 # folder of PNG frames. MPEG-4 Part 2 plays nearly everywhere and OpenCV's FFmpeg writes it; FFV1 is lossless.
 FORMATS = {"overlays": (".mp4", "mp4v"), "colored": (".mp4", "mp4v"), "png": ("", "png"), "mkv": (".mkv", "FFV1")}
@@ -84,15 +84,16 @@ def _frames(capture, frame):
         ok, frame = capture.read()
 
 
-def segment_frames(model, frames, *, batch_size: int = 8, input_size=None, scales=(1.0,), flip: bool = False,
-                   max_pixels: int = MAX_PIXELS, oversize: str = OVERSIZE_DEFAULT):  # fmt: skip
+def segment_frames(model, frames, *, batch_size: int = DEFAULTS.batch_size, input_size=DEFAULTS.input_size,
+                   scales=DEFAULTS.scales, flip: bool = DEFAULTS.flip, max_pixels: int = DEFAULTS.max_pixels,
+                   oversize: str = DEFAULTS.oversize):  # fmt: skip
     """``(frame, mask)`` for each frame of an iterable, predicted `batch_size` frames at a time
     (`predict_masks`, with its test-time options and pixel budget): only one batch is held at a time.
 
     >>> for frame, mask in segment_frames(model, frames, batch_size=4, flip=True):   # doctest: +SKIP
     ...     picture = overlay(frame, mask, colormap=spec.colormap)
     """
-    batch_size = positive_int("batch_size", batch_size)
+    batch_size = PredictOptions(batch_size=batch_size).batch_size
     frames = iter(frames)
     while batch := list(itertools.islice(frames, batch_size)):
         masks = predict_masks(model, batch, input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
@@ -116,26 +117,11 @@ def _format(kind: str, mask_format: str) -> tuple[str, str]:
     return FORMATS[one_of("mask_format", mask_format, MASK_FORMATS) if kind == "masks" else kind]
 
 
-def segment_video(
-    model,
-    path,
-    out_dir,
-    *,
-    outputs=("overlays",),
-    mask_format: str = "png",
-    dataset=None,
-    input_size=None,
-    scales=(1.0,),
-    flip: bool = False,
-    max_pixels: int = MAX_PIXELS,
-    oversize: str = OVERSIZE_DEFAULT,
-    alpha: float = 0.5,
-    batch_size: int = 8,
-    overwrite: bool = False,
-    progress: bool = True,
-    precision=None,
-    calibration=None,
-) -> dict:
+def segment_video(model, path, out_dir, *, outputs=("overlays",), mask_format: str = "png", dataset=None,
+                  input_size=DEFAULTS.input_size, scales=DEFAULTS.scales, flip: bool = DEFAULTS.flip,
+                  max_pixels: int = DEFAULTS.max_pixels, oversize: str = DEFAULTS.oversize,
+                  alpha: float = DEFAULTS.alpha, batch_size: int = DEFAULTS.batch_size, overwrite: bool = False,
+                  progress: bool = True, precision=None, calibration=None) -> dict:  # fmt: skip
     """Segment every frame of the video at `path` and write the overlay video (and, on request,
     the colour masks and class ids) under `out_dir`, at the video's size and frame rate.
 
@@ -147,10 +133,9 @@ def segment_video(
         outputs: any of ``"overlays"``, ``"colored"``, ``"masks"``.
         mask_format: ``"png"`` (a folder of PNG frames) or ``"mkv"`` (one lossless FFV1 video).
         dataset: the colours, as in `segment_files`.
-        input_size, scales, flip: as in `predict_mask` (test-time augmentation).
-        max_pixels, oversize: as in `predict_mask`: frames over the pixel budget are downscaled or tiled.
-        alpha: the overlay's opacity.
-        batch_size: frames per model call.
+        input_size, scales, flip, max_pixels, oversize, alpha, batch_size: how frames are
+            predicted (`predict_masks`, `batch_size` frames a call) and drawn (`alpha`: the
+            overlay's opacity), as `fcnseg.options.PredictOptions` says.
         overwrite: replace outputs that exist (default: keep them; a video whose outputs
             all exist is not read).
         progress: a progress bar with frames done, frames per second and time left.
@@ -165,33 +150,47 @@ def segment_video(
     """
     model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
+    run = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
+                         max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
     targets = video_targets(out_dir, path, outputs, mask_format)
     todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
     report = {"written": [], "kept": [t for kind, t in targets.items() if kind not in todo], "frames": 0}
     if not todo:
         return report
-    draw = {
+    draw = _drawings(spec, run.alpha)
+    with open_video(path) as (info, frames), contextlib.ExitStack() as stack:
+        writers = {kind: frame_writer(stack, target, info, codec=_format(kind, mask_format)[1], color=kind != "masks")
+                   for kind, target in todo.items()}  # fmt: skip
+        masks = segment_frames(model, frames, **run.given(("batch_size", "input_size", "scales", "flip",
+                                                           "max_pixels", "oversize")))  # fmt: skip
+        for frame, mask in _counted(masks, info.frame_count, report, progress):
+            for kind, write in writers.items():
+                write(draw[kind](frame, mask))
+    report["written"] = list(todo.values())
+    return report
+
+
+def _drawings(spec, alpha: float) -> dict:
+    """What each output kind writes for a frame and its mask."""
+    return {
         "overlays": lambda frame, mask: overlay(frame, mask, alpha=alpha, colormap=spec.colormap),
         "colored": lambda frame, mask: colorize(mask, spec.colormap),
         "masks": lambda frame, mask: mask,
     }
-    with open_video(path) as (info, frames), contextlib.ExitStack() as stack:
-        writers = {kind: frame_writer(stack, target, info, codec=_format(kind, mask_format)[1], color=kind != "masks")
-                   for kind, target in todo.items()}  # fmt: skip
-        bar = keras.utils.Progbar(info.frame_count, unit_name="frame", stateful_metrics=["fps"]) if progress else None
-        started = time.perf_counter()
-        for frame, mask in segment_frames(model, frames, batch_size=batch_size, input_size=input_size, scales=scales,
-                                          flip=flip, max_pixels=max_pixels, oversize=oversize):  # fmt: skip
-            for kind, write in writers.items():
-                write(draw[kind](frame, mask))
-            report["frames"] += 1
-            if bar:  # the frame count is the container's estimate: the bar ends with the last frame read
-                bar.update(report["frames"], [("fps", report["frames"] / (time.perf_counter() - started))],
-                           finalize=False)  # fmt: skip
+
+
+def _counted(pairs, frame_count, report: dict, progress: bool):
+    """`pairs` passed on, counted in ``report["frames"]``, with a progress bar of frames per second.
+    The frame count is the container's estimate: the bar ends with the last frame read."""
+    bar = keras.utils.Progbar(frame_count, unit_name="frame", stateful_metrics=["fps"]) if progress else None
+    started = time.perf_counter()
+    for pair in pairs:
+        yield pair
+        report["frames"] += 1
         if bar:
-            bar.update(report["frames"], finalize=True)
-    report["written"] = list(todo.values())
-    return report
+            bar.update(report["frames"], [("fps", report["frames"] / (time.perf_counter() - started))], finalize=False)
+    if bar:
+        bar.update(report["frames"], finalize=True)
 
 
 def frame_writer(stack: contextlib.ExitStack, target: Path, info: VideoInfo, *, codec: str = "mp4v",

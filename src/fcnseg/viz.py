@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
 
+from fcnseg.checks import unit_interval
 from fcnseg.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
 from fcnseg.files import atomic_path
 
@@ -72,7 +73,7 @@ def overlay(
     [[200, 200, 200], [164, 100, 100]]
     """
     image = to_rgb_uint8(image)
-    _check_fraction(alpha, "alpha")
+    unit_interval("alpha", alpha)
     colours = colorize(mask, colormap, void_color=void_color)
     _check_same_size(image, colours, "mask")
     painted = ~np.isin(_as_mask(mask), list(ignore))
@@ -94,8 +95,8 @@ def class_mask_overlay(
     [[178, 50, 50], [50, 50, 50]]
     """
     image = to_rgb_uint8(image)
-    _check_fraction(alpha, "alpha")
-    _check_fraction(dim, "dim")
+    unit_interval("alpha", alpha)
+    unit_interval("dim", dim)
     weight = _class_weight(mask, class_id)
     _check_same_size(image, weight, "mask")
     lit = _blend(image, np.asarray(color, np.float32), alpha)
@@ -349,11 +350,6 @@ def _check_ids(ids: np.ndarray, count: int, *, what: str) -> None:
             f"(ids 0..{count - 1}, void {VOID}). Pass the dataset's own classes/colormap, "
             "e.g. colormap=get_spec('camvid').colormap."
         )
-
-
-def _check_fraction(value, name: str) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}.")
 
 
 def _check_same_size(image: np.ndarray, other: np.ndarray, name: str) -> None:
