@@ -192,7 +192,9 @@ def test_predict_cli_writes_the_outputs_of_a_photo_over_the_budget(model, tmp_pa
         mask = np.asarray(Image.open(out / "masks" / f"{photo.stem}.png"))
         assert mask.shape == load_image(photo).shape[:2] and mask.max() < 11
         assert Image.open(out / "overlays" / f"{photo.stem}.png").size == Image.open(photo).size
-    assert main_predict([str(model_path), str(photo), "--out", str(out), "--max-pixels", "0", "--overwrite"]) == 1
+    with pytest.raises(SystemExit) as refused:  # refused with the other argument errors, before any work
+        main_predict([str(model_path), str(photo), "--out", str(out), "--max-pixels", "0", "--overwrite"])
+    assert refused.value.code == 2
     assert "error: max_pixels must be an integer >= 1, got 0." in capsys.readouterr().err
 
 
