@@ -5,6 +5,7 @@ Real data: PASCAL VOC 2007 masks and split lists (``VOC_ROOT``) and CamVid
 written as real files into ``tmp_path``. No TensorFlow here, so this file is fast.
 """
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -13,12 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fcnseg.cli import main_download, root_help
 from fcnseg.datasets import (
     CAMVID_CLASSES,
+    DATASETS,
     VOC_COLORMAP,
     VOID,
     available_splits,
     check_samples,
+    default_root,
     folder_dataset,
     get_spec,
     load_image,
@@ -27,6 +31,9 @@ from fcnseg.datasets import (
     read_split,
     resolve_root,
 )
+from fcnseg.examples import find_class_example
+from fcnseg.files import portable_path
+from fcnseg.locate import find_data
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 EXAMPLE_ID = "001763"  # the one real VOC 2007 image we have: test split, dog and cat on a sofa
@@ -295,3 +302,34 @@ def test_check_samples_reads_only_headers(tmp_path):
     check_samples(samples)
     with pytest.raises(ValueError, match=f"{EXAMPLE_ID}.jpg"):
         load_sample(samples[0])
+
+
+def test_a_dataset_added_to_the_catalog_is_found_by_its_own_facts_alone(tmp_path, monkeypatch):
+    # Adding a dataset as docs/data.md says: its spec, named in DATASETS (restored after the test).
+    fetched = []
+
+    def download_leaves(root, *, splits=("train",), base_url=None, progress=True):
+        fetched.append((Path(root), tuple(splits)))
+        for i, leaf in enumerate((1, 6)):
+            write_image(Path(root) / "train" / "images" / f"{i}.png", np.zeros((3, 4, 3), np.uint8))
+            write_mask(Path(root) / "train" / "masks" / f"{i}.png", np.arange(12).reshape(3, 4) < leaf)
+        return Path(root)
+
+    leaves = dataclasses.replace(folder_dataset(["background", "leaf"], name="leaves"), root_env="LEAVES_ROOT",
+                                 download=download_leaves, example_class="leaf")  # fmt: skip
+    monkeypatch.setitem(DATASETS, "leaves", leaves)
+    folder = tmp_path / "leaves"
+    monkeypatch.setenv("LEAVES_ROOT", str(folder))
+
+    assert default_root("leaves") == folder and get_spec("leaves") is leaves
+    assert portable_path(folder / "train" / "images" / "0.png") == "$LEAVES_ROOT/train/images/0.png"
+    assert "LEAVES_ROOT" in root_help()
+    with pytest.raises(FileNotFoundError, match="leaves not found.*Set LEAVES_ROOT.*download=True"):
+        find_data(leaves, None, ["train"], quick=False, download=False, verbose=False)
+    root, smoke_test, _ = find_data(leaves, None, ["train"], quick=False, download=True, verbose=False)
+    assert (root, smoke_test) == (folder.resolve(), False)
+    assert fetched == [(folder, ("train",))]
+    assert main_download(["--dataset", "leaves", "--root", str(folder), "--quiet"]) == 0  # its own download
+    assert fetched[-1] == (folder, ("train",))
+    sample, class_id = find_class_example(read_split(folder, "train", "leaves"), dataset="leaves")
+    assert (sample.id, class_id) == ("1", 1)  # its example class, where it covers the most pixels

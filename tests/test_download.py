@@ -1,4 +1,5 @@
-"""Tests of fcnseg/download.py against a loopback HTTP server and tiny VOC-like tarballs."""
+"""Tests of fcnseg/download.py and VOC 2007's download (fcnseg.datasets.voc) against a loopback
+HTTP server and tiny VOC-like tarballs."""
 
 from __future__ import annotations
 
@@ -19,16 +20,9 @@ from PIL import Image
 from fcnseg import download
 from fcnseg.cli import main_download
 from fcnseg.datasets import load_mask, load_sample, read_split
-from fcnseg.download import (
-    TEST_TAR,
-    TRAINVAL_TAR,
-    ChecksumError,
-    UnsafeArchiveError,
-    download_file,
-    download_voc2007,
-    file_md5,
-    safe_extract,
-)
+from fcnseg.archive import UnsafeArchiveError, safe_extract
+from fcnseg.datasets.voc import TEST_TAR, TRAINVAL_TAR, VOC2007_FILES, VOC2007_URL, download_voc2007
+from fcnseg.download import ChecksumError, download_file, file_md5
 
 SPLITS = {"train": ["000032", "000039"], "val": ["000033"], "test": ["000001"]}
 
@@ -329,11 +323,11 @@ def test_cli_splits_fetch_only_their_tarball_and_a_failure_exits_1(server, tarba
 
 
 def test_source_url():
-    official = download.VOC2007_FILES[TEST_TAR][0]
-    assert download.source_url(official, None) == download.VOC2007_URL + TEST_TAR
-    assert download.source_url(official, "file:///m/") == "file:///m/" + TEST_TAR
+    official = VOC2007_FILES[TEST_TAR][0]
+    assert download.source_url(official, None, {official}) == VOC2007_URL + TEST_TAR
+    assert download.source_url(official, "file:///m/", {official}) == "file:///m/" + TEST_TAR
     assert download.source_url(TEST_TAR, "http://127.0.0.1:8/") == "http://127.0.0.1:8/" + TEST_TAR
-    assert download.source_url("https://x.org/a.tar", "file:///m") == "https://x.org/a.tar"
+    assert download.source_url("https://x.org/a.tar", "file:///m", {official}) == "https://x.org/a.tar"
 
 
 # --------------------------------------------------------------------------- safe_extract

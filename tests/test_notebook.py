@@ -25,10 +25,10 @@ import nbformat
 import pytest
 from PIL import Image
 
-from fcnseg import download, examples, runner, scoreboard
+from fcnseg import examples, runner, scoreboard
 from fcnseg.options import ParameterError
 from fcnseg.runner import plan_run
-from fcnseg.datasets import read_split
+from fcnseg.datasets import DATASETS, read_split
 from fcnseg.pretrained import model_file, street_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,7 +250,7 @@ def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_mode
     assert "Set VOC_ROOT" in cfg.offline and "download=True" in cfg.offline
     assert not cfg.has_data and cfg.checkpoint == model_file(runner.OFFLINE_MODEL) and cfg.dataset == "camvid"
     [line] = capsys.readouterr().out.splitlines()  # one line says why and what runs instead
-    assert line.startswith("offline: PASCAL VOC 2007 not found") and "camvid-fcn8s" in line
+    assert line.startswith("offline: voc2007 not found") and "camvid-fcn8s" in line
     items, source = examples.inference_images(cfg)
     assert [path for _, path in items] == street_images() and "street" in source
 
@@ -263,6 +263,11 @@ def test_offline_figures_go_to_results_street_and_a_given_checkpoint_is_kept(tmp
     assert "Set CAMVID_ROOT" in cfg.offline and cfg.run_dir is None and not cfg.has_data
 
 
+def _download_voc2007_with(fetch, monkeypatch):
+    """VOC 2007's spec, as the run finds it by name, with `fetch` as its download."""
+    monkeypatch.setitem(DATASETS, "voc2007", dataclasses.replace(DATASETS["voc2007"], download=fetch))
+
+
 def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
     calls = []
 
@@ -272,7 +277,7 @@ def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
         shutil.copytree(SAMPLE, voc)
         return voc
 
-    monkeypatch.setattr(download, "download_voc2007", fake_download)
+    _download_voc2007_with(fake_download, monkeypatch)
     wanted = tmp_path / "VOCdevkit" / "VOC2007"
     cfg = quiet(data_root=wanted, overrides={"batch_size": 1}, results_dir=tmp_path / "r")
     assert calls == [(tmp_path, ("train", "val"))]
@@ -283,7 +288,7 @@ def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch
     def offline(root, *, splits):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(download, "download_voc2007", offline)
+    _download_voc2007_with(offline, monkeypatch)
     cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, offline_fallback=True)
     assert "the download failed: no network" in cfg.offline and cfg.data_root is None and not cfg.smoke_test
     assert cfg.checkpoint_name == "camvid-fcn8s"
@@ -427,7 +432,7 @@ def test_notebook_runs_offline_on_the_shipped_model(tmp_path, monkeypatch):
 
     printed = "".join(o.get("text", "") for c in code_cells(nbformat.read(out, as_version=4)) for o in c.get("outputs", []))
     [line] = [line for line in printed.splitlines() if line.startswith("offline:")]
-    assert "PASCAL VOC 2007 not found" in line and "camvid-fcn8s" in line and "street photos" in line
+    assert "voc2007 not found" in line and "camvid-fcn8s" in line and "street photos" in line
     assert sorted(p.name for p in results.iterdir()) == ["sem_seg_inf.png", "training_curves.png"]
     with Image.open(results / "sem_seg_inf.png") as figure:
         assert min(figure.size) > 400

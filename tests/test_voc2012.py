@@ -17,10 +17,11 @@ import pytest
 import scipy.io
 import scipy.sparse
 
+from fcnseg.archive import safe_extract
 from fcnseg.cli import main_download
 from fcnseg.datasets import available_splits, check_samples, load_mask, load_sample, read_split
-from fcnseg.datasets.voc import SBD_ENV, train_aug_ids
-from fcnseg.download import SBD_TGZ, VOC2012_FILES, VOC2012_TAR, ChecksumError, download_voc2012, file_md5, safe_extract
+from fcnseg.datasets.voc import SBD_ENV, SBD_TGZ, VOC2012_FILES, VOC2012_TAR, download_voc2012, train_aug_ids
+from fcnseg.download import ChecksumError, file_md5
 from fcnseg.pipeline import make_dataset
 from test_download import _write_sample, server  # noqa: F401  (server is a fixture; it serves `tarballs` below)
 
@@ -166,7 +167,7 @@ def test_train_aug_without_sbd_says_how_to_get_it(data, monkeypatch):
     monkeypatch.setenv(SBD_ENV, str(data / "nowhere"))
     with pytest.raises(FileNotFoundError, match=f"{SBD_ENV}=.*nowhere holds no SBD"):
         read_split(data, "train_aug", "voc2012")
-    with pytest.raises(FileNotFoundError, match="fcnseg.download.download_voc2012.*VOC2012_ROOT"):
+    with pytest.raises(FileNotFoundError, match="fcnseg.datasets.voc.download_voc2012.*VOC2012_ROOT"):
         read_split(data.parent, "val", "voc2012")  # a folder without VOCdevkit/VOC2012
 
 
@@ -219,8 +220,8 @@ def test_official_files_and_mirror_urls():
     )
     assert VOC2012_FILES[SBD_TGZ][1] == "82b4d87ceb2ed10f6038a1cba92111cb"
     official = VOC2012_FILES[SBD_TGZ][0]
-    assert source_url(official, None) == official
-    assert source_url(official, "file:///m/") == "file:///m/" + SBD_TGZ
+    assert source_url(official, None, {official}) == official
+    assert source_url(official, "file:///m/", {official}) == "file:///m/" + SBD_TGZ
     assert source_url(SBD_TGZ, "http://127.0.0.1:8") == "http://127.0.0.1:8/" + SBD_TGZ
     assert source_url("https://x.org/b.tgz", "file:///m") == "https://x.org/b.tgz"
     with pytest.raises(ValueError, match="bare file name: give base_url"):
@@ -232,9 +233,8 @@ def test_cli_voc2012_sbd_with_data_present(data, server, capsys):  # noqa: F811
     assert main_download(argv) == 0
     assert capsys.readouterr().out.strip() == str(data / "VOCdevkit" / "VOC2012")
     assert server.requests == []
-    with pytest.raises(SystemExit):
-        main_download(["--sbd", "--root", str(data)])  # SBD without VOC 2012
-    assert "--sbd goes with --dataset voc2012" in capsys.readouterr().err
+    assert main_download(["--sbd", "--root", str(data)]) == 1  # SBD without VOC 2012
+    assert "Unknown VOC 2007 split(s) ['train_aug']" in capsys.readouterr().err
 
 
 def test_train_cli_takes_train_aug_and_passes_fc_options_to_build_fcn(data, tmp_path):

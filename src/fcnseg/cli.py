@@ -31,12 +31,17 @@ from fcnseg.checks import EXPORT_FORMATS, MASK_FORMATS, QUANTIZATIONS, STRATEGIE
 from fcnseg.datasets import DATASETS
 from fcnseg.files import portable_path
 
-ROOT_HELP = "dataset folder (default: VOC_ROOT / VOC2012_ROOT / CAMVID_ROOT, else data/)"
 MODEL_HELP = "a saved model (.keras, e.g. a run's best.keras) or a shipped model's name (e.g. camvid-fcn8s)"
 # A user's error: a missing or bad file or folder, a value that cannot work, a failed download,
 # training that diverged, a package to install. Anything else is a bug and shows its traceback.
 USER_ERRORS = (OSError, ValueError, ArithmeticError, ImportError)
 DATA = ("dataset", "classes", "mask_values")  # the options that say which dataset, yours included
+
+
+def root_help() -> str:
+    """``--root``'s help: the datasets' variables, from the catalog."""
+    names = " / ".join(spec.root_env for spec in DATASETS.values() if spec.root_env)
+    return f"dataset folder (default: {names}, else its folder under data/)"
 
 
 def reporting_errors(main):
@@ -117,7 +122,7 @@ def _train_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog=f"recipes:\n{listing}\n\nEach option given replaces the recipe's value.")  # fmt: skip
     p.add_argument("--recipe", default=recipes.DEFAULT, choices=tuple(recipes.RECIPES), help="default: %(default)s")
-    p.add_argument("--root", default=None, help=ROOT_HELP)
+    p.add_argument("--root", default=None, help=root_help())
     p.add_argument("--out", default=None, help="run folder (default: runs/<dataset>_<variant>)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from a trained model (a .keras file such as a best.keras, or a shipped model's name, "
@@ -169,7 +174,7 @@ def run_evaluate(argv=None) -> dict:
     p = _parser("fcnseg-evaluate", "Score a saved model on a dataset split at each image's original resolution.")
     p.add_argument("model", help=MODEL_HELP)
     options.add_flags(p, DATA)
-    p.add_argument("--root", default=None, help=ROOT_HELP)
+    p.add_argument("--root", default=None, help=root_help())
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_prediction_flags(p, ("batch_size",))
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
@@ -273,29 +278,23 @@ def main_export(argv=None) -> int:
 
 @reporting_errors
 def main_download(argv=None) -> int:
-    """``fcnseg-download --root data [--splits ...] [--base-url URL]``, or ``--dataset voc2012 [--sbd]``;
-    exit 1 on failure."""
-    from fcnseg import download
-
-    p = _parser("fcnseg-download", "Download and unpack PASCAL VOC 2007 (or VOC 2012 and SBD).")
-    p.add_argument("--root", default="data", help="holds VOCdevkit/ and downloads/ (default: %(default)s)")
-    p.add_argument("--dataset", default="voc2007", choices=("voc2007", "voc2012"),
-                   help="voc2012: the VOC 2012 trainval tarball (default: %(default)s)")
+    """``fcnseg-download --root data [--dataset NAME] [--splits ...] [--base-url URL]``: a dataset's
+    own download (``DatasetSpec.download``); exit 1 on failure."""
+    specs = {name: spec for name, spec in DATASETS.items() if spec.download}
+    p = _parser("fcnseg-download", f"Download and unpack a dataset ({', '.join(specs)}).")
+    p.add_argument("--root", default="data", help="holds the dataset and downloads/ (default: %(default)s)")
+    p.add_argument("--dataset", default=next(iter(specs)), choices=tuple(specs), help="(default: %(default)s)")
+    p.add_argument("--splits", nargs="+", default=argparse.SUPPRESS,
+                   help="the splits to fetch (default: those the dataset's download fetches)")
     p.add_argument("--sbd", action="store_true",
-                   help="with --dataset voc2012: also SBD (benchmark.tgz, 1.4 GB) for the train_aug split")
-    p.add_argument("--splits", nargs="+", default=argparse.SUPPRESS, choices=sorted(download.VOC2007_SPLITS),
-                   help="VOC 2007 only; default: trainval test")
-    p.add_argument("--base-url", default=None, help=f"mirror replacing {download.VOC2007_URL}")
+                   help="VOC 2012's SBD (benchmark.tgz, 1.4 GB) for the split train_aug: as --splits train_aug")
+    p.add_argument("--base-url", default=None,
+                   help="a mirror (http://, file://) holding the tarballs under their official names")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     args = p.parse_args(argv)
-    if args.sbd and args.dataset != "voc2012":
-        p.error("--sbd goes with --dataset voc2012 (SBD extends VOC 2012's training set)")
-    splits = {"splits": args.splits} if hasattr(args, "splits") else {}
-    if args.dataset == "voc2012":
-        voc = download.download_voc2012(args.root, sbd=args.sbd, base_url=args.base_url, progress=not args.quiet)
-    else:
-        voc = download.download_voc2007(args.root, base_url=args.base_url, progress=not args.quiet, **splits)
-    print(voc)
+    splits = [*getattr(args, "splits", ()), *(["train_aug"] if args.sbd else [])]
+    chosen = {"splits": splits} if splits else {}
+    print(specs[args.dataset].download(args.root, base_url=args.base_url, progress=not args.quiet, **chosen))
     return 0
 
 

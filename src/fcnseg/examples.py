@@ -16,21 +16,20 @@ import numpy as np
 from fcnseg.datasets import VOID, Sample, available_splits, data_problem, get_spec, load_mask, read_split
 from fcnseg.pretrained import street_images
 
-# The images the reference notebook ran its inference cell on (VOC 2007 trainval JPEGs;
-# they have no segmentation mask).
-REFERENCE_INFERENCE_IDS = ("000347", "001707", "001950")
 
+def find_class_example(samples: list[Sample], class_name: str | None = None, dataset="voc2007", *,
+                       max_samples: int = 200):  # fmt: skip
+    """``(sample, class_id)``: the sample where `class_name` (default: the dataset's
+    ``example_class``) covers the most pixels.
 
-def find_class_example(samples: list[Sample], class_name: str = "horse", dataset="voc2007", *, max_samples: int = 200):
-    """``(sample, class_id)``: the sample where `class_name` covers the most pixels.
-
-    Looks at the masks of the first `max_samples` samples. When the class is
-    not in the dataset or in none of them, the class covering the most pixels
-    of the first sample is used instead (background excluded).
+    Looks at the masks of the first `max_samples` samples. When there is no such class,
+    or it is in none of them, the class covering the most pixels of the first sample
+    is used instead (background excluded).
     """
     spec = get_spec(dataset)
     if not samples:
         raise ValueError("find_class_example needs at least one sample.")
+    class_name = class_name or spec.example_class
     if class_name in spec.classes:
         class_id = spec.classes.index(class_name)
         best, best_count = None, 0
@@ -50,19 +49,17 @@ def find_class_example(samples: list[Sample], class_name: str = "horse", dataset
 def inference_images(cfg, count: int = 3):
     """``(items, source)``: ``[(id, image_path), ...]`` to run inference on, and where they come from.
 
-    The reference notebook's own images (VOC 2007 ``000347``, ``001707``,
-    ``001950``; trainval JPEGs without masks) when they are in the VOC
-    folder; otherwise the first `count` images of the test split (VOC, CamVid)
+    The dataset's own ``inference_images`` when they are in its folder (VOC 2007: the
+    reference notebook's ``000347``, ``001707``, ``001950``, trainval JPEGs without masks);
+    otherwise the first `count` images of the test split (VOC, CamVid)
     or, failing that, of the evaluation split. Offline (no dataset), the bundled street photos.
     """
     if not cfg.has_data:
         return [(p.stem, p) for p in street_images()], "the bundled street photos (fcnseg/sample/street)"
     root = Path(cfg.data_root)
-    if cfg.dataset == "voc2007":
-        paths = [(i, root / "JPEGImages" / f"{i}.jpg") for i in REFERENCE_INFERENCE_IDS]
-        present = [(i, p) for i, p in paths if p.is_file()]
-        if present:
-            return present, "the reference notebook's inference images"
+    present = [(Path(p).stem, root / p) for p in cfg.spec.inference_images if (root / p).is_file()]
+    if present:
+        return present, "the dataset's own inference images"
     for split in dict.fromkeys(("test", cfg.eval_split)):
         if split in available_splits(root, cfg.spec) and data_problem(root, cfg.spec, [split]) is None:
             samples = read_split(root, split, cfg.spec)[:count]

@@ -13,6 +13,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from fcnseg.datasets.catalog import dataset_env_vars
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -71,13 +73,14 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
 
 
-def portable_path(path, env_vars=("VOC_ROOT", "VOC2012_ROOT", "SBD_ROOT", "CAMVID_ROOT",
-                                  "FCN_BACKBONE_WEIGHTS")) -> str | None:
+def portable_path(path, env_vars=None) -> str | None:
     """`path` as recorded in results files, the same on every machine: never an absolute path.
 
     A relative path stays as it is; a path under the working folder becomes
     relative to it; a path under a folder that one of `env_vars` names is
-    written ``$VAR/rest``; any other path is recorded by its name.
+    written ``$VAR/rest``; any other path is recorded by its name. `env_vars`
+    defaults to the datasets' variables (`fcnseg.datasets.dataset_env_vars`) and
+    ``FCN_BACKBONE_WEIGHTS``.
 
     >>> portable_path("runs/fcn8s/best.keras")
     'runs/fcn8s/best.keras'
@@ -92,7 +95,7 @@ def portable_path(path, env_vars=("VOC_ROOT", "VOC2012_ROOT", "SBD_ROOT", "CAMVI
     resolved = path.resolve()
     if resolved.is_relative_to(Path.cwd().resolve()):
         return resolved.relative_to(Path.cwd().resolve()).as_posix() or "."
-    for name in env_vars:
+    for name in (*dataset_env_vars(), "FCN_BACKBONE_WEIGHTS") if env_vars is None else env_vars:
         value = os.environ.get(name)
         if value and Path(value).expanduser().resolve() in (resolved, *resolved.parents):
             inside = resolved.relative_to(Path(value).expanduser().resolve()).as_posix()

@@ -27,76 +27,80 @@ from fcnseg.options import Options
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def make_dataset(
-    root=None,
-    split: str = "train",
-    *,
-    dataset=Options.dataset,
-    image_size: tuple[int, int] | None = Options.image_size,
-    batch_size: int = Options.batch_size,
-    augment: bool = False,
-    one_hot: bool = False,
-    shuffle: bool | None = None,
-    seed: int | None = None,
-    cache: bool = False,
-    scale_range: tuple[float, float] = Options.scale_range,
-    color_jitter: float = Options.color_jitter,
-    drop_remainder: bool | None = None,
-    validate: bool = True,
-    class_weights=Options.class_weights,
-) -> tf.data.Dataset:
+def make_dataset(root=None, split: str = "train", *, dataset=Options.dataset,
+                 image_size: tuple[int, int] | None = Options.image_size, batch_size: int = Options.batch_size,
+                 augment: bool = False, one_hot: bool = False, shuffle: bool | None = None, seed: int | None = None,
+                 cache: bool = False, scale_range: tuple[float, float] = Options.scale_range,
+                 color_jitter: float = Options.color_jitter, drop_remainder: bool | None = None,
+                 validate: bool = True, class_weights=Options.class_weights) -> tf.data.Dataset:  # fmt: skip
     """A `tf.data.Dataset` of ``(images, masks)`` batches for one split
     (``(images, masks, weights)`` with `class_weights`).
 
     Args:
-        root: dataset folder; default `fcnseg.datasets.default_root(dataset)`
-            (``VOC_ROOT`` / ``CAMVID_ROOT`` or ``data/``).
+        root: dataset folder; default `fcnseg.datasets.default_root(dataset)` (its variable, such as
+            ``VOC_ROOT`` / ``CAMVID_ROOT``, or ``data/``).
         split: split name (``"train"``, ``"val"``, ...).
-        dataset: ``"voc2007"``, ``"camvid"`` or a `DatasetSpec`.
-        image_size: (height, width) of every example. Images are resized
-            bilinearly and masks with nearest neighbour, so no label is ever
-            invented. ``None`` keeps each image's own size (batches are padded:
-            masks with void, images with the ImageNet mean).
-        augment: random scale in ``scale_range`` around ``image_size``, random
-            crop (padding with void where the scaled image is smaller) and
-            horizontal flip, applied identically to image and mask.
-        color_jitter: with ``augment``, scale brightness, contrast and
-            saturation by random factors in ``[1 - color_jitter, 1 + color_jitter]``
-            (the image only; see `jitter_colors`).
-        one_hot: masks as (H, W, num_classes) float32, void pixels all-zero,
-            for a loss of your own; the package's losses, metric and `train` take
-            the sparse masks (the default).
+        dataset: a built-in dataset's name (``"voc2007"``, ``"camvid"``, ...) or a `DatasetSpec`.
+        image_size: (height, width) of every example. Images are resized bilinearly and masks with
+            nearest neighbour, so no label is ever invented. ``None`` keeps each image's own size
+            (batches are padded: masks with void, images with the ImageNet mean).
+        augment: random scale in ``scale_range`` around ``image_size``, random crop (padding with
+            void where the scaled image is smaller) and horizontal flip, applied identically to
+            image and mask.
+        color_jitter: with ``augment``, scale brightness, contrast and saturation by random factors
+            in ``[1 - color_jitter, 1 + color_jitter]`` (the image only; see `jitter_colors`).
+        one_hot: masks as (H, W, num_classes) float32, void pixels all-zero, for a loss of your own;
+            the package's losses, metric and `train` take the sparse masks (the default).
         shuffle: reshuffle every epoch; default: when augmenting.
         seed: makes order and augmentation reproducible.
         cache: keep decoded images in memory after the first epoch.
         drop_remainder: default: when augmenting (fixed batch shapes).
         validate: check every file, image/mask size and mask value up front
-            (`fcnseg.datasets.check_dataset`: one read of each mask, kept while
-            the files stay the same), so that no pixel is dropped silently.
+            (`fcnseg.datasets.check_dataset`: one read of each mask, kept while the files stay
+            the same), so that no pixel is dropped silently.
         class_weights: one weight per class, or ``"median"`` / ``"sqrt_median"``
-            (`median_frequency_weights` of this split's pixels at `image_size`,
-            or their square root): each pixel's weight is its class's, void 0.
+            (`median_frequency_weights` of this split's pixels at `image_size`, or their square
+            root): each pixel's weight is its class's, void 0.
 
     `batch_size` is the global batch: under a `tf.distribute` strategy each
     replica gets an equal share of it (on several workers, different images).
-
-    Example:
 
     >>> ds = make_dataset(SAMPLE_ROOT, "val", batch_size=1)  # doctest: +SKIP
     """
     spec = get_spec(dataset)
     root = default_root(spec) if root is None else root
+    batch_size, image_size = _checked_sizes(batch_size, image_size, augment)
+    samples = read_split(root, split, spec)
+    if validate:
+        check_dataset(root, split, spec)
+    shuffle = augment if shuffle is None else shuffle
+    ds = _decoded(samples, spec, shuffle=shuffle, seed=seed, cache=cache)
+    ds = _sized(ds, image_size, augment=augment, seed=seed, scale_range=scale_range, color_jitter=color_jitter)
+    ds = _batched(ds, batch_size, image_size, drop_remainder=augment if drop_remainder is None else drop_remainder)
+    if isinstance(class_weights, str):  # from this split's pixels, as the model sees them
+        unweighted = make_dataset(root, split, dataset=spec, image_size=image_size, batch_size=batch_size,
+                                  validate=False)  # fmt: skip
+        class_weights = _median_weights(class_weights, class_pixel_counts(unweighted, spec.num_classes))
+    if class_weights is not None:
+        ds = weigh_pixels(ds, class_weights)
+    if one_hot:  # tf.one_hot gives void (255, out of range) an all-zero row
+        ds = ds.map(lambda i, m, *w: (i, tf.one_hot(m, spec.num_classes), *w), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(_data_sharding())
+
+
+def _checked_sizes(batch_size, image_size, augment: bool):
+    """``(batch_size, image_size)`` checked: a positive batch, a (height, width) or None (not when augmenting)."""
     batch_size = positive_int("batch_size", batch_size)
     if image_size is not None:
         image_size = size_hw("image_size", image_size)
     elif augment:
         raise ValueError("augment=True needs an image_size to crop to.")
-    samples = read_split(root, split, spec)
-    if validate:
-        check_dataset(root, split, spec)
-    shuffle = augment if shuffle is None else shuffle
-    drop_remainder = augment if drop_remainder is None else drop_remainder
+    return batch_size, image_size
 
+
+def _decoded(samples, spec, *, shuffle: bool, seed, cache: bool) -> tf.data.Dataset:
+    """The samples' ``(uint8 image, uint8 mask)`` pairs, in a new order every epoch with `shuffle`
+    (of the cached pairs, with `cache`)."""
     ds = tf.data.Dataset.range(len(samples))
     if shuffle and not cache:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
@@ -105,36 +109,35 @@ def make_dataset(
         ds = ds.cache()
         if shuffle:
             ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _sized(ds, image_size, *, augment: bool, seed, scale_range, color_jitter) -> tf.data.Dataset:
+    """Pairs as float32 images and int32 masks: augmented (`augment_pair`), resized to `image_size`
+    (`resize_pair`), or at their own size when `image_size` is None."""
     if augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
+        return tf.data.Dataset.zip(ds, seeds).map(
             lambda pair, s: augment_pair(
                 *pair, s, image_size=image_size, scale_range=scale_range, color_jitter=color_jitter
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=True,
         )
-    elif image_size is not None:
-        ds = ds.map(lambda i, m: resize_pair(i, m, image_size), num_parallel_calls=AUTOTUNE)
-    else:
-        ds = ds.map(lambda i, m: (tf.cast(i, tf.float32), tf.cast(m, tf.int32)))
-    if image_size is None:
-        # Pad images with the ImageNet mean (as augment_pair does) and masks with void.
-        mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
-        ds = ds.map(lambda i, m: (i - mean, m))
-        ds = ds.padded_batch(batch_size, padding_values=(0.0, VOID), drop_remainder=drop_remainder)
-        ds = ds.map(lambda i, m: (i + mean, m))
-    else:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if isinstance(class_weights, str):
-        counts = class_pixel_counts(make_dataset(root, split, dataset=spec, image_size=image_size,
-                                                 batch_size=batch_size, validate=False), spec.num_classes)
-        class_weights = _median_weights(class_weights, counts)
-    if class_weights is not None:
-        ds = weigh_pixels(ds, class_weights)
-    if one_hot:  # tf.one_hot gives void (255, out of range) an all-zero row
-        ds = ds.map(lambda i, m, *w: (i, tf.one_hot(m, spec.num_classes), *w), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE).with_options(_data_sharding())
+    if image_size is not None:
+        return ds.map(lambda i, m: resize_pair(i, m, image_size), num_parallel_calls=AUTOTUNE)
+    return ds.map(lambda i, m: (tf.cast(i, tf.float32), tf.cast(m, tf.int32)))
+
+
+def _batched(ds, batch_size: int, image_size, *, drop_remainder: bool) -> tf.data.Dataset:
+    """Batches of `batch_size`; pairs of their own size (`image_size` None) padded to the batch's largest."""
+    if image_size is not None:
+        return ds.batch(batch_size, drop_remainder=drop_remainder)
+    # Pad images with the ImageNet mean (as augment_pair does) and masks with void.
+    mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
+    ds = ds.map(lambda i, m: (i - mean, m))
+    ds = ds.padded_batch(batch_size, padding_values=(0.0, VOID), drop_remainder=drop_remainder)
+    return ds.map(lambda i, m: (i + mean, m))
 
 
 def weigh_pixels(ds: tf.data.Dataset, class_weights) -> tf.data.Dataset:

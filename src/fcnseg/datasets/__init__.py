@@ -14,19 +14,19 @@ reads their files, `~fcnseg.datasets.survey` checks and describes a split's mask
 """
 
 from fcnseg.datasets.camvid import CAMVID, CAMVID_CLASSES, CAMVID_COLORMAP
-from fcnseg.datasets.catalog import (DATASETS, SAMPLE_ROOT, available_splits, data_problem, default_root, get_spec,
+from fcnseg.datasets.catalog import (DATASETS, available_splits, data_problem, dataset_env_vars, default_root, get_spec,
                                      read_split, resolve_root, spec_for_classes)  # fmt: skip
 from fcnseg.datasets.folders import FOLDER_DATASET, folder_dataset, own_dataset
 from fcnseg.datasets.loading import check_samples, load_image, load_mask, load_sample, to_rgb_uint8
 from fcnseg.datasets.spec import IMAGE_SUFFIXES, MASK_FORMATS, VOID, DatasetSpec, Layout, Sample
 from fcnseg.datasets.survey import DatasetSummary, check_dataset, describe_dataset
-from fcnseg.datasets.voc import VOC2007, VOC2012, VOC_CLASSES, VOC_COLORMAP
+from fcnseg.datasets.voc import SAMPLE_ROOT, VOC2007, VOC2012, VOC_CLASSES, VOC_COLORMAP
 
 __all__ = [
-    "CAMVID", "CAMVID_CLASSES", "CAMVID_COLORMAP", "DATASETS", "SAMPLE_ROOT", "available_splits", "data_problem",
+    "CAMVID", "CAMVID_CLASSES", "CAMVID_COLORMAP", "DATASETS", "available_splits", "data_problem", "dataset_env_vars",
     "default_root", "get_spec", "read_split", "resolve_root", "spec_for_classes", "FOLDER_DATASET", "folder_dataset",
     "own_dataset", "check_samples", "load_image",
     "load_mask", "load_sample", "to_rgb_uint8", "IMAGE_SUFFIXES", "MASK_FORMATS", "VOID", "DatasetSpec", "Layout",
     "Sample", "DatasetSummary", "check_dataset", "describe_dataset",
-    "VOC2007", "VOC2012", "VOC_CLASSES", "VOC_COLORMAP",
+    "SAMPLE_ROOT", "VOC2007", "VOC2012", "VOC_CLASSES", "VOC_COLORMAP",
 ]  # fmt: skip

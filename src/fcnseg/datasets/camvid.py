@@ -23,4 +23,4 @@ CAMVID_COLORMAP = np.array(
     np.uint8,
 )  # fmt: skip
 CAMVID = DatasetSpec("camvid", CAMVID_CLASSES, CAMVID_COLORMAP, FOLDERS, 11, "{split}", "{split}annot",
-                     root_env="CAMVID_ROOT", eval_split="test")  # fmt: skip
+                     root_env="CAMVID_ROOT", eval_split="test", example_class="Car")  # fmt: skip

@@ -1,9 +1,12 @@
 """The built-in datasets by name, and what works on any `DatasetSpec`: where its folder
 is, which splits it has, what a split lists, and whether every file a split lists is there.
 
+A dataset's facts live on its spec, in its own module; adding one is writing that module
+and naming its spec in `DATASETS` (docs/data.md, "Adding a dataset").
+
 >>> get_spec("camvid").classes[:3]
 ('Sky', 'Building', 'Pole')
->>> data_problem(SAMPLE_ROOT, get_spec("voc2007"), ["val"]) is None
+>>> data_problem(get_spec("voc2007").sample_root, "voc2007", ["val"]) is None
 True
 """
 
@@ -17,8 +20,6 @@ from fcnseg.datasets.folders import folder_dataset
 from fcnseg.datasets.spec import DatasetSpec, Sample
 from fcnseg.datasets.voc import VOC2007, VOC2012
 
-# One real VOC 2007 test image and its mask, shipped with the package for smoke tests.
-SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample" / "voc2007"
 DATASETS = {spec.name: spec for spec in (VOC2007, CAMVID, VOC2012)}
 
 
@@ -54,8 +55,19 @@ def spec_for_classes(num_classes: int, dataset: str | DatasetSpec | None = None)
     return folder_dataset([f"class {i}" for i in range(num_classes)])
 
 
+def dataset_env_vars() -> tuple[str, ...]:
+    """The environment variables naming the built-in datasets' folders, each once.
+
+    >>> "CAMVID_ROOT" in dataset_env_vars()
+    True
+    """
+    names = (name for spec in DATASETS.values() for name in (spec.root_env, *spec.env_vars))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
-    """Where a built-in dataset lives: its environment variable, else ``data/`` in the working folder.
+    """Where a dataset lives: its environment variable (``root_env``), else its folder under ``data/``
+    in the working folder.
 
     ``VOC_ROOT`` may point at ``.../VOCdevkit/VOC2007`` or at any folder that
     contains ``VOCdevkit/VOC2007``; ``VOC2012_ROOT`` likewise for VOC 2012;
@@ -69,19 +81,14 @@ def default_root(dataset: str | DatasetSpec = "voc2007") -> Path:
 
 
 def resolve_root(root: str | os.PathLike, dataset: str | DatasetSpec = "voc2007") -> Path:
-    """The dataset's own folder in `root` (for VOC: `root` or a folder above ``VOCdevkit``);
-    `FileNotFoundError` saying what to do when there is none."""
-    spec = get_spec(dataset)
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"Dataset root {root} does not exist (dataset {spec.name!r}).")
-    return spec.layout.find_root(root, spec)
+    """The dataset's own folder in `root` (`DatasetSpec.root_in`: for VOC, `root` or a folder
+    above ``VOCdevkit``); `FileNotFoundError` saying what to do when there is none."""
+    return get_spec(dataset).root_in(root)
 
 
 def available_splits(root, dataset: str | DatasetSpec = "voc2007") -> list[str]:
     """The split names present under `root`."""
-    spec = get_spec(dataset)
-    return spec.layout.splits(resolve_root(root, spec), spec)
+    return get_spec(dataset).splits_in(root)
 
 
 def read_split(root, split: str, dataset: str | DatasetSpec = "voc2007") -> list[Sample]:
@@ -95,29 +102,10 @@ def read_split(root, split: str, dataset: str | DatasetSpec = "voc2007") -> list
     >>> len(samples), samples[0].id                                           # doctest: +SKIP
     (101, '0016E5_07959')
     """
-    spec = get_spec(dataset)
-    root = resolve_root(root, spec)
-    samples = spec.layout.samples(root, split, spec)
-    if not samples:
-        raise ValueError(f"Split {split!r} of {spec.name} under {root} is empty.")
-    return samples
+    return get_spec(dataset).samples_in(root, split)
 
 
-def data_problem(root, spec: DatasetSpec, splits) -> str | None:
+def data_problem(root, spec: str | DatasetSpec, splits) -> str | None:
     """Why `root` cannot serve the given splits, or None when every file they list exists
-    (the one completeness check: of a dataset folder, and of what a download unpacked)."""
-    try:
-        root = resolve_root(root, spec)
-        for split in dict.fromkeys(splits):
-            if split not in available_splits(root, spec):
-                return f"{root} has no split {split!r}"
-            samples = read_split(root, split, spec)
-            missing = [p for s in samples for p in (s.image_path, s.mask_path) if not p.is_file()]
-            if missing:
-                return (
-                    f"{len(missing)} file(s) listed in split {split!r} are missing under {root}, "
-                    f"e.g. {missing[0].relative_to(root)}"
-                )
-    except (FileNotFoundError, ValueError) as e:
-        return str(e)
-    return None
+    (`DatasetSpec.problem`)."""
+    return get_spec(spec).problem(root, splits)

@@ -1,5 +1,6 @@
-"""What describes a dataset: its classes and colours (`DatasetSpec`), and how its family
-keeps its files (`Layout`: where the root is, which splits there are, what a split lists).
+"""What describes a dataset: its classes and colours, its folder and download (`DatasetSpec`),
+and how its family keeps its files (`Layout`: where the root is, which splits there are,
+what a split lists).
 
 After loading, void is always **255** (`VOID`), whatever label the raw files use.
 """
@@ -50,6 +51,14 @@ class DatasetSpec:
     values that ``mask_values`` maps to class ids (``"values"``: ``((raw, class id), ...)``),
     or the colours of ``colormap`` (``"color"``); `fcnseg.datasets.load_mask` decodes them.
 
+    Where it is and how to get it: ``root_env`` names its folder (``env_vars`` other folders
+    it reads), ``download(root, *, splits, base_url=None, progress=True)`` fetches `splits`
+    into `root` (at ``root/<Layout.folder>`` when the layout names one) and returns the
+    dataset's folder (None: the user brings the data), and
+    ``sample_root`` is a bundled copy of a few of its images for smoke tests. What the
+    notebook shows: the class of ``example_class`` as a mask (None: the largest class of an
+    image), and ``inference_images`` (paths under its folder) for inference.
+
     Example (your own data, `fcnseg.datasets.folder_dataset`: ``root/train/images/*.jpg``
     with ``root/train/masks/*.png``):
 
@@ -69,10 +78,54 @@ class DatasetSpec:
     eval_split: str = "val"  # the split scores are reported on (CamVid: test)
     mask_format: str = "index"
     mask_values: tuple[tuple[int, int], ...] = ()  # with mask_format "values": (raw value, class id) pairs
+    env_vars: tuple[str, ...] = ()  # other variables naming folders it reads (VOC 2012: SBD_ROOT)
+    download: Callable[..., Path] | None = None
+    sample_root: Path | None = None
+    example_class: str | None = None
+    inference_images: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def root_in(self, root) -> Path:
+        """The dataset's own folder in `root` (for VOC: `root` or a folder above ``VOCdevkit``);
+        `FileNotFoundError` saying what to do when there is none."""
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"Dataset root {root} does not exist (dataset {self.name!r}).")
+        return self.layout.find_root(root, self)
+
+    def splits_in(self, root) -> list[str]:
+        """The split names present under `root`."""
+        return self.layout.splits(self.root_in(root), self)
+
+    def samples_in(self, root, split: str) -> list[Sample]:
+        """The samples of `split` under `root` (files are not opened); `ValueError` when it lists none."""
+        root = self.root_in(root)
+        samples = self.layout.samples(root, split, self)
+        if not samples:
+            raise ValueError(f"Split {split!r} of {self.name} under {root} is empty.")
+        return samples
+
+    def problem(self, root, splits) -> str | None:
+        """Why `root` cannot serve `splits`, or None when every file they list exists
+        (the one completeness check: of a dataset folder, and of what a download unpacked)."""
+        try:
+            root = self.root_in(root)
+            for split in dict.fromkeys(splits):
+                if split not in self.splits_in(root):
+                    return f"{root} has no split {split!r}"
+                samples = self.samples_in(root, split)
+                missing = [p for s in samples for p in (s.image_path, s.mask_path) if not p.is_file()]
+                if missing:
+                    return (
+                        f"{len(missing)} file(s) listed in split {split!r} are missing under {root}, "
+                        f"e.g. {missing[0].relative_to(root)}"
+                    )
+        except (FileNotFoundError, ValueError) as e:
+            return str(e)
+        return None
 
 
 def voc_palette(n: int = 21) -> np.ndarray:

@@ -18,7 +18,7 @@ border, 255); every other id takes SBD's mask (``cls/<id>.mat``, no void) and
 SBD's image (``img/<id>.jpg``). Evaluate on VOC 2012 ``val``, which
 ``train_aug`` never touches.
 
-Layout (what `fcnseg.download.download_voc2012` writes; ``root`` is what you pass as the dataset root)::
+Layout (what `download_voc2012` writes; ``root`` is what you pass as the dataset root)::
 
     root/VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentation}
     root/benchmark_RELEASE/dataset/{img, cls, inst, train.txt, val.txt}
@@ -29,18 +29,27 @@ SBD is also found where ``SBD_ROOT`` points, or at mmsegmentation's
 >>> from fcnseg.pipeline import make_dataset
 >>> train_ds = make_dataset("data", "train_aug", dataset="voc2012", augment=True)  # doctest: +SKIP
 
-From a shell: ``fcnseg-download --dataset voc2012 --sbd``.
+Downloads (`download_voc2007`, `download_voc2012`: the official tarballs, md5-checked and
+resumed by `fcnseg.download`) are skipped when the data is there: every file its splits list
+(`DatasetSpec.problem`, the check a run makes too).
+
+>>> voc = download_voc2007("data")                     # doctest: +SKIP
+>>> voc                                                # doctest: +SKIP
+PosixPath('data/VOCdevkit/VOC2007')
+
+From a shell: ``fcnseg-download --root data``, ``fcnseg-download --dataset voc2012 --sbd``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from fcnseg.datasets.spec import VOID, DatasetSpec, Layout, Sample, list_ids, unknown_split, voc_palette
+from fcnseg.download import fetch_and_unpack
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
@@ -53,6 +62,29 @@ TRAIN_AUG = "train_aug"
 TRAIN_AUG_SIZE = 10582  # with the real VOC 2012 and SBD lists
 SBD_ENV = "SBD_ROOT"
 SBD_DIR = Path("benchmark_RELEASE") / "dataset"
+# One real VOC 2007 test image and its mask, shipped with the package for smoke tests.
+SAMPLE_ROOT = Path(__file__).resolve().parent.parent / "sample" / "voc2007"
+
+VOC2007_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/"
+TRAINVAL_TAR = "VOCtrainval_06-Nov-2007.tar"
+TEST_TAR = "VOCtest_06-Nov-2007.tar"
+# Tarball name -> (url, md5). The test tarball holds the 210 test images and masks.
+VOC2007_FILES: dict[str, tuple[str, str]] = {
+    TRAINVAL_TAR: (VOC2007_URL + TRAINVAL_TAR, "c52e279531787c972589f7e41ab4ae64"),
+    TEST_TAR: (VOC2007_URL + TEST_TAR, "b6e924de25625d8de591ea690078ad9f"),
+}
+# Which tarball holds each official segmentation split.
+VOC2007_SPLITS = {"train": TRAINVAL_TAR, "val": TRAINVAL_TAR, "trainval": TRAINVAL_TAR, "test": TEST_TAR}
+# VOC 2012 and SBD, as published in torchvision's VOCSegmentation(year="2012")
+# (torchvision/datasets/voc.py) and SBDataset (torchvision/datasets/sbd.py).
+VOC2012_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
+VOC2012_TAR = "VOCtrainval_11-May-2012.tar"
+SBD_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/"
+SBD_TGZ = "benchmark.tgz"
+VOC2012_FILES: dict[str, tuple[str, str]] = {
+    VOC2012_TAR: (VOC2012_URL + VOC2012_TAR, "6cd6e144f989b92b3379bac3b3de84fd"),  # 2.0 GB
+    SBD_TGZ: (SBD_URL + SBD_TGZ, "82b4d87ceb2ed10f6038a1cba92111cb"),  # 1.4 GB
+}
 
 
 # --------------------------------------------------------------------------- VOC folders
@@ -67,7 +99,7 @@ def voc_root(root: Path, spec: DatasetSpec) -> Path:
     raise FileNotFoundError(
         f"{root} is not a PASCAL VOC folder: no ImageSets/Segmentation in it, in "
         f"{root / year} or in {root / 'VOCdevkit' / year}. Download it with "
-        f"fcnseg.download.download_{spec.name}(...) (fcnseg-download --dataset {spec.name}) or set {spec.root_env}."
+        f"fcnseg.datasets.voc.download_{spec.name}(...) (fcnseg-download --dataset {spec.name}) or set {spec.root_env}."
     )
 
 
@@ -107,7 +139,7 @@ def find_sbd(voc: Path) -> Path | None:
 
     Looks at ``$SBD_ROOT`` (the ``dataset`` folder or a folder above it) when
     set, else beside ``VOCdevkit`` (``benchmark_RELEASE/dataset``, as
-    `fcnseg.download.download_voc2012` unpacks it) and at ``VOCdevkit/VOCaug/dataset``.
+    `download_voc2012` unpacks it) and at ``VOCdevkit/VOCaug/dataset``.
     """
     env = os.environ.get(SBD_ENV)
     if env:
@@ -136,7 +168,7 @@ def voc2012_samples(voc: Path, split: str, spec: DatasetSpec) -> list[Sample]:
         raise FileNotFoundError(
             f"Split {TRAIN_AUG!r} needs SBD next to {voc}: none at {voc.parent.parent / SBD_DIR} or "
             f"{voc.parent / 'VOCaug' / 'dataset'}. Download it with `fcnseg-download --dataset voc2012 --sbd` "
-            f"(or fcnseg.download.download_voc2012(..., sbd=True)), or set {SBD_ENV}."
+            f"(or fcnseg.datasets.voc.download_voc2012(..., sbd=True)), or set {SBD_ENV}."
         )
     lists = voc / "ImageSets" / "Segmentation"
     from_voc, from_sbd = train_aug_ids(
@@ -196,8 +228,98 @@ def sbd_mask_size(path) -> tuple[int, int]:
     return width, height
 
 
+# --------------------------------------------------------------------------- downloads
+
+
+def download_voc2007(root="data", *, splits: Iterable[str] | str = ("trainval", "test"), base_url: str | None = None,
+                     progress: bool = True, files: Mapping[str, tuple[str, str | None]] | None = None) -> Path:
+    """Download and unpack PASCAL VOC 2007 into `root` (about 900 MB); return ``root/VOCdevkit/VOC2007``.
+
+    Tarballs are kept in ``root/downloads/`` (a rerun resumes or skips them).
+    Nothing happens when every requested split is complete (its list file and
+    every image and mask it names exist). Nothing is written outside `root`.
+
+    Args:
+        splits: ``"train"``, ``"val"``, ``"trainval"`` (the 450 MB trainval
+            tarball) and/or ``"test"`` (430 MB, with the 210 test masks).
+        base_url: a mirror (or ``file://`` folder) replacing the official URL.
+        progress: print what happens and a progress bar.
+        files: overrides of `VOC2007_FILES`, tarball name -> ``(url or file
+            name, md5)``; a bare file name is looked up under `base_url`.
+    """
+    root = Path(root).expanduser()
+    voc = root / "VOCdevkit" / "VOC2007"
+    splits = _split_names(splits, VOC2007_SPLITS, "VOC 2007")
+    tarballs = dict.fromkeys(VOC2007_SPLITS[s] for s in splits)  # ordered, no repeats
+    parts = {name: _missing(voc, VOC2007, [s for s in splits if VOC2007_SPLITS[s] == name]) for name in tarballs}
+    fetch_and_unpack(parts, root, VOC2007_FILES, files=files, base_url=base_url, progress=progress)
+    return voc
+
+
+def download_voc2012(root="data", *, splits: Iterable[str] | str = VOC2012_SPLITS, sbd: bool = False,
+                     base_url: str | None = None, progress: bool = True,
+                     files: Mapping[str, tuple[str, str | None]] | None = None) -> Path:
+    """Download and unpack VOC 2012 (and SBD with ``sbd=True`` or the split ``train_aug``) into
+    `root`; return ``root/VOCdevkit/VOC2012``.
+
+    As `download_voc2007`: tarballs are kept in ``root/downloads/``, resumed after
+    an interruption and md5-checked, then unpacked safely into `root`; a part
+    already complete (every file its lists name is present) is not downloaded again.
+
+    Args:
+        root: folder for ``VOCdevkit/VOC2012``, ``benchmark_RELEASE`` and ``downloads/``.
+        splits: some of ``"train"``, ``"val"``, ``"trainval"`` (all in VOC 2012's trainval
+            tarball) and ``"train_aug"`` (that tarball and SBD's).
+        sbd: also SBD's ``benchmark.tgz`` (1.4 GB), for the ``train_aug`` split.
+        base_url: a mirror folder (``http://``, ``file://``) holding both tarballs
+            under their official names; replaces the official hosts.
+        progress: print what happens and a progress bar to stderr.
+        files: overrides of `VOC2012_FILES`, tarball name -> ``(url, md5)``;
+            with `base_url` the url may be a bare file name.
+
+    >>> voc = download_voc2012("data", sbd=True)    # doctest: +SKIP
+    >>> voc                                          # doctest: +SKIP
+    PosixPath('data/VOCdevkit/VOC2012')
+    """
+    root = Path(root).expanduser()
+    voc = root / "VOCdevkit" / "VOC2012"
+    splits = _split_names(splits, (*VOC2012_SPLITS, TRAIN_AUG), "VOC 2012")
+    parts = {VOC2012_TAR: _missing(voc, VOC2012, VOC2012_SPLITS)}
+    if sbd or TRAIN_AUG in splits:
+        parts[SBD_TGZ] = _missing(voc, VOC2012, [TRAIN_AUG], also=root / SBD_DIR)
+    fetch_and_unpack(parts, root, VOC2012_FILES, files=files, base_url=base_url, progress=progress)
+    return voc
+
+
+def _split_names(splits: Iterable[str] | str, known, title: str) -> tuple[str, ...]:
+    """`splits` as a tuple, each one of `known`; `ValueError` naming the others."""
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    unknown = sorted(set(splits) - set(known))
+    if unknown or not splits:
+        raise ValueError(f"Unknown {title} split(s) {unknown or splits}: use some of {list(known)}.")
+    return splits
+
+
+def _missing(voc: Path, spec: DatasetSpec, splits, *, also: Path | None = None):
+    """A check for `fetch_and_unpack`: what of `splits` is missing under `voc` (and whether
+    the folder `also` exists), or None."""
+
+    def missing():
+        if also is not None and not also.is_dir():
+            return f"{also} does not exist"
+        problem = spec.problem(voc, splits)
+        return None if problem is None else f"{problem.rstrip('.')} (splits {', '.join(splits)})"
+
+    return missing
+
+
 VOC2007 = DatasetSpec("voc2007", VOC_CLASSES, VOC_COLORMAP, Layout(voc_root, voc_splits, voc_samples, "VOCdevkit/VOC2007"),
-                      VOID, "JPEGImages", "SegmentationClass", root_env="VOC_ROOT")  # fmt: skip
+                      VOID, "JPEGImages", "SegmentationClass", root_env="VOC_ROOT", download=download_voc2007,
+                      sample_root=SAMPLE_ROOT, example_class="horse",
+                      # the images the reference notebook ran inference on (trainval JPEGs without masks)
+                      inference_images=("JPEGImages/000347.jpg", "JPEGImages/001707.jpg",
+                                        "JPEGImages/001950.jpg"))  # fmt: skip
 VOC2012 = DatasetSpec("voc2012", VOC_CLASSES, VOC_COLORMAP,
                       Layout(voc_root, voc2012_splits, voc2012_samples, "VOCdevkit/VOC2012"),
-                      VOID, "JPEGImages", "SegmentationClass", root_env="VOC2012_ROOT")  # fmt: skip
+                      VOID, "JPEGImages", "SegmentationClass", root_env="VOC2012_ROOT", env_vars=(SBD_ENV,),
+                      download=download_voc2012, example_class="horse")  # fmt: skip
