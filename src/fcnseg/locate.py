@@ -76,14 +76,15 @@ def _download_dir(candidate: Path, spec) -> Path:
     return candidate
 
 
-def smoke_banner(reason: str = "") -> str:
-    """The loud warning printed when the run uses the one-image sample."""
+def smoke_banner(spec, reason: str = "") -> str:
+    """The loud warning printed when a run uses `spec`'s bundled sample."""
     line = "!" * 78
+    count = len(spec.samples_in(spec.sample_root.resolve(), spec.splits_in(spec.sample_root.resolve())[0]))
     text = [
         line,
-        "!!  SMOKE TEST ON ONE IMAGE: the bundled sample (VOC 2007 test image 001763)",
-        "!!  It trains and scores on that single image. Every number and figure only",
+        f"!!  SMOKE TEST ON {'ONE IMAGE' if count == 1 else f'{count} IMAGES'}: the bundled sample of {spec.name}",
+        "!!  It trains and scores on the sample alone. Every number and figure only",
         "!!  shows that the code runs; none of it measures FCN. For real results get",
-        "!!  PASCAL VOC 2007 (download=True, or set VOC_ROOT) and quick=False.",
+        f"!!  {spec.name} (download=True, or set {spec.root_env}) and quick=False.",
     ]
     return "\n".join([*text, *([f"!!  Why: {reason}"] if reason else []), line])

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from fcnseg import recipes
 from fcnseg.checks import STRATEGIES, flag, one_of
-from fcnseg.datasets import FOLDER_DATASET, SAMPLE_ROOT, available_splits, get_spec, read_split
+from fcnseg.datasets import FOLDER_DATASET, available_splits, get_spec, read_split
 from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
 from fcnseg.locate import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
@@ -273,6 +273,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     why, and the checkpoint (by default `OFFLINE_MODEL`) is shown on the bundled street photos, its
     figures in ``results/street`` when `results_dir` is the default.
 
+    >>> from fcnseg.datasets import SAMPLE_ROOT
     >>> plan = plan_run(data_root=SAMPLE_ROOT, quick=True, results_dir="results", verbose=False)
     >>> plan.smoke_test, plan.options.epochs, plan.eval_split
     (True, 1, 'val')
@@ -305,8 +306,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
                    eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke, strategy=strategy,
                    encoder=encoder_label(options.backbone_weights, checkpoint or init_from), notes=tuple(notes),
                    first_stage=first_stage, data_note=data_note)  # fmt: skip
-    if verbose:
-        print(*([smoke_banner(why)] if smoke and root == SAMPLE_ROOT.resolve() else []), plan.describe(), sep="\n")
+    if verbose:  # a loud banner over a run on the bundled sample
+        print(*([smoke_banner(spec, why)] if smoke and _on_sample(spec, root) else []), plan.describe(), sep="\n")
     return plan
 
 
@@ -322,10 +323,14 @@ def _data(spec, data_root, needed, *, quick, download, verbose, offline_fallback
         return str(e)
     if not offline_fallback or quick:
         return root, smoke, why
-    fell_back = root == SAMPLE_ROOT.resolve() and (data_root is None or Path(data_root).expanduser().resolve() != root)
+    fell_back = _on_sample(spec, root) and (data_root is None or Path(data_root).expanduser().resolve() != root)
     if smoke and fell_back:
         return why
     return (needs_encoder and imagenet_weights_problem()) or (root, smoke, why)
+
+
+def _on_sample(spec, root: Path) -> bool:
+    return spec.sample_root is not None and root == spec.sample_root.resolve()
 
 
 def _recipe_options(recipe: str, overrides, quick: bool, data_root) -> list[Options]:
