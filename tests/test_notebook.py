@@ -109,7 +109,7 @@ def test_notebook_delegates_code_to_src(notebook):
         defined = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
         assert not defined, f"define helpers in src/, not in the notebook:\n{cell.source}"
     assert "../shared" not in text and "/work/" not in text, "no machine-specific paths"
-    for call in ("cfg.datasets(", "cfg.build_model(", "cfg.train(", "cfg.evaluate(", "predict_mask(", "show_predictions("):
+    for call in ("plan.datasets(", "plan.build_model(", "plan.train(", "plan.evaluate(", "predict_mask(", "show_predictions("):
         assert call in text
 
 
@@ -171,56 +171,56 @@ def test_bad_parameters_are_caught_before_the_data_is_looked_at(tmp_path, monkey
 
 
 def test_quick_mode_on_the_sample(tmp_path, capsys):
-    cfg = plan_run(data_root=SAMPLE, quick=True, download=False, overrides={"backbone_weights": None},
+    plan = plan_run(data_root=SAMPLE, quick=True, download=False, overrides={"backbone_weights": None},
                        results_dir=tmp_path)  # fmt: skip
-    assert cfg.data_root == (SAMPLE).resolve()
-    assert (cfg.options.image_size, cfg.options.epochs, cfg.steps) == ((64, 64), 1, runner.QUICK_STEPS)
-    assert cfg.options.fc_units == 64 and cfg.options.variant == "fcn8s"  # small fc6/fc7
-    assert cfg.options.batch_size == 1  # the sample has one training image
-    assert cfg.options.max_images == runner.QUICK["max_images"] and cfg.options.loss == "sparse_ce"
-    assert cfg.smoke_test and cfg.eval_split == "val"
-    assert cfg.results_dir == tmp_path and cfg.run_dir == tmp_path / "run"
-    assert cfg.encoder == "random initialisation (no pre-training)"
-    assert cfg.predict_options == {"input_size": (64, 64), "scales": (1.0,), "flip": False}  # scored at full size
-    assert cfg.options.step("make_dataset")["batch_size"] == 1 and cfg.options.scale_range == (0.5, 1.5)
+    assert plan.data_root == (SAMPLE).resolve()
+    assert (plan.options.image_size, plan.options.epochs, plan.steps) == ((64, 64), 1, runner.QUICK_STEPS)
+    assert plan.options.fc_units == 64 and plan.options.variant == "fcn8s"  # small fc6/fc7
+    assert plan.options.batch_size == 1  # the sample has one training image
+    assert plan.options.max_images == runner.QUICK["max_images"] and plan.options.loss == "sparse_ce"
+    assert plan.smoke_test and plan.eval_split == "val"
+    assert plan.results_dir == tmp_path and plan.run_dir == tmp_path / "run"
+    assert plan.encoder == "random initialisation (no pre-training)"
+    assert plan.predict_options == {"input_size": (64, 64), "scales": (1.0,), "flip": False}  # scored at full size
+    assert plan.options.step("make_dataset")["batch_size"] == 1 and plan.options.scale_range == (0.5, 1.5)
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "quick mode" in out and "model input 64x64" in out
 
 
 def test_test_time_augmentation_reaches_predict_options(tmp_path):
     tta = {"input_size": [64, 96], "scales": [1, 1.25], "flip": True}
-    cfg = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, overrides=tta)
-    assert cfg.predict_options == {"input_size": (64, 96), "scales": (1.0, 1.25), "flip": True}
-    assert cfg.options.step("evaluate")["scales"] == (1.0, 1.25) and cfg.options.step("evaluate")["max_images"] == 4
-    assert "original resolution, input scales 1, 1.25 + flip averaging" in cfg.describe()
-    assert cfg.caption("Inference", predicted=True).startswith("Inference (input scales 1, 1.25 + flip averaging)")
-    assert "scales" not in cfg.caption("Training curves")
-    single = dataclasses.replace(cfg, options=dataclasses.replace(cfg.options, scales=(1.0,), flip=False))
+    plan = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, overrides=tta)
+    assert plan.predict_options == {"input_size": (64, 96), "scales": (1.0, 1.25), "flip": True}
+    assert plan.options.step("evaluate")["scales"] == (1.0, 1.25) and plan.options.step("evaluate")["max_images"] == 4
+    assert "original resolution, input scales 1, 1.25 + flip averaging" in plan.describe()
+    assert plan.caption("Inference", predicted=True).startswith("Inference (input scales 1, 1.25 + flip averaging)")
+    assert "scales" not in plan.caption("Training curves")
+    single = dataclasses.replace(plan, options=dataclasses.replace(plan.options, scales=(1.0,), flip=False))
     assert single.test_time == "" and single.caption("Inference", predicted=True) == single.caption("Inference")
     assert dataclasses.replace(single, options=dataclasses.replace(single.options, flip=True)).test_time == "flip averaging"
-    assert cfg.parameters["scales"] == (1.0, 1.25) and cfg.parameters["recipe"] == "voc2007"
+    assert plan.parameters["scales"] == (1.0, 1.25) and plan.parameters["recipe"] == "voc2007"
 
 
 def test_a_data_note_is_said_under_every_figure_and_recorded(tmp_path):
     note = "VOC 2007 trainval images as re-encoded JPEG copies (about quality 75)"
-    cfg = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, data_note=note)
-    assert cfg.caption("Inference", predicted=True).endswith("\n" + note) and cfg.parameters["data_note"] == note
+    plan = quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path, data_note=note)
+    assert plan.caption("Inference", predicted=True).endswith("\n" + note) and plan.parameters["data_note"] == note
     assert quiet(data_root=SAMPLE, quick=True, download=False, results_dir=tmp_path).parameters["data_note"] is None
 
 
 def test_smoke_tests_never_write_into_the_default_results(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = quiet(data_root=SAMPLE, quick=True, download=False)
-    assert cfg.results_dir == Path("results") / "smoke_test"
+    plan = quiet(data_root=SAMPLE, quick=True, download=False)
+    assert plan.results_dir == Path("results") / "smoke_test"
     assert (tmp_path / "results" / "smoke_test").is_dir()
 
 
 def test_a_complete_dataset_is_used_as_it_is(fake_voc, tmp_path):
-    cfg = quiet(data_root=fake_voc.parent.parent, overrides={"batch_size": 1, "image_size": [64, 96]},
+    plan = quiet(data_root=fake_voc.parent.parent, overrides={"batch_size": 1, "image_size": [64, 96]},
                 results_dir=tmp_path / "r")  # fmt: skip
-    assert cfg.data_root == fake_voc.resolve()  # a folder above VOCdevkit is accepted
-    assert not cfg.smoke_test and cfg.options.image_size == (64, 96) and cfg.options.epochs == 40
-    assert cfg.run_dir == Path("runs") / "voc2007_fcn8s"
+    assert plan.data_root == fake_voc.resolve()  # a folder above VOCdevkit is accepted
+    assert not plan.smoke_test and plan.options.image_size == (64, 96) and plan.options.epochs == 40
+    assert plan.run_dir == Path("runs") / "voc2007_fcn8s"
 
 
 def test_a_batch_larger_than_the_training_set_is_refused(fake_voc, tmp_path):
@@ -229,38 +229,38 @@ def test_a_batch_larger_than_the_training_set_is_refused(fake_voc, tmp_path):
 
 
 def test_missing_voc_in_quick_mode_falls_back_to_the_sample(tmp_path, capsys):
-    cfg = quiet(data_root=tmp_path / "nothing", quick=True, results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == SAMPLE.resolve() and cfg.smoke_test
+    plan = quiet(data_root=tmp_path / "nothing", quick=True, results_dir=tmp_path, verbose=True)
+    assert plan.data_root == SAMPLE.resolve() and plan.smoke_test
     out = capsys.readouterr().out
     assert "SMOKE TEST ON ONE IMAGE" in out and "does not exist" in out
 
 
 def test_incomplete_voc_falls_back_to_the_sample(fake_voc, tmp_path, capsys):
     (fake_voc / "JPEGImages" / "001763.jpg").unlink()  # masks without images, as in ../shared
-    cfg = quiet(data_root=fake_voc, quick=True, results_dir=tmp_path, verbose=True)
-    assert cfg.data_root == SAMPLE.resolve()
+    plan = quiet(data_root=fake_voc, quick=True, results_dir=tmp_path, verbose=True)
+    assert plan.data_root == SAMPLE.resolve()
     assert "JPEGImages/001763.jpg" in capsys.readouterr().out
 
 
 def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_model(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="Set VOC_ROOT"):  # fcnseg-train and run(): an error
         quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path)
-    cfg = quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path, verbose=True,
+    plan = quiet(data_root=tmp_path / "nothing", download=False, results_dir=tmp_path, verbose=True,
                 offline_fallback=True)  # the notebook's choice
-    assert "Set VOC_ROOT" in cfg.offline and "download=True" in cfg.offline
-    assert not cfg.has_data and cfg.checkpoint == model_file(runner.OFFLINE_MODEL) and cfg.dataset == "camvid"
+    assert "Set VOC_ROOT" in plan.offline and "download=True" in plan.offline
+    assert not plan.has_data and plan.checkpoint == model_file(runner.OFFLINE_MODEL) and plan.dataset == "camvid"
     [line] = capsys.readouterr().out.splitlines()  # one line says why and what runs instead
     assert line.startswith("offline: voc2007 not found") and "camvid-fcn8s" in line
-    items, source = examples.inference_images(cfg)
+    items, source = examples.inference_images(plan)
     assert [path for _, path in items] == street_images() and "street" in source
 
 
 def test_offline_figures_go_to_results_street_and_a_given_checkpoint_is_kept(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CAMVID_ROOT", str(tmp_path / "camvid"))
-    cfg = quiet(recipe="camvid", checkpoint="camvid-fcn8s", offline_fallback=True)
-    assert cfg.results_dir == Path("results") / "street" and cfg.checkpoint_name == "camvid-fcn8s"
-    assert "Set CAMVID_ROOT" in cfg.offline and cfg.run_dir is None and not cfg.has_data
+    plan = quiet(recipe="camvid", checkpoint="camvid-fcn8s", offline_fallback=True)
+    assert plan.results_dir == Path("results") / "street" and plan.checkpoint_name == "camvid-fcn8s"
+    assert "Set CAMVID_ROOT" in plan.offline and plan.run_dir is None and not plan.has_data
 
 
 def _download_voc2007_with(fetch, monkeypatch):
@@ -279,9 +279,9 @@ def test_missing_voc_is_downloaded_next_to_data_root(tmp_path, monkeypatch):
 
     _download_voc2007_with(fake_download, monkeypatch)
     wanted = tmp_path / "VOCdevkit" / "VOC2007"
-    cfg = quiet(data_root=wanted, overrides={"batch_size": 1}, results_dir=tmp_path / "r")
+    plan = quiet(data_root=wanted, overrides={"batch_size": 1}, results_dir=tmp_path / "r")
     assert calls == [(tmp_path, ("train", "val"))]
-    assert cfg.data_root == wanted.resolve() and not cfg.smoke_test
+    assert plan.data_root == wanted.resolve() and not plan.smoke_test
 
 
 def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch):
@@ -289,16 +289,16 @@ def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch
         raise ConnectionError("no network")
 
     _download_voc2007_with(offline, monkeypatch)
-    cfg = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, offline_fallback=True)
-    assert "the download failed: no network" in cfg.offline and cfg.data_root is None and not cfg.smoke_test
-    assert cfg.checkpoint_name == "camvid-fcn8s"
+    plan = quiet(data_root=tmp_path / "voc", results_dir=tmp_path, offline_fallback=True)
+    assert "the download failed: no network" in plan.offline and plan.data_root is None and not plan.smoke_test
+    assert plan.checkpoint_name == "camvid-fcn8s"
 
 
 def test_imagenet_weights_that_cannot_be_had_go_offline(tmp_path, monkeypatch):
     monkeypatch.delenv("FCN_BACKBONE_WEIGHTS", raising=False)
     monkeypatch.setattr(runner, "imagenet_weights_problem", lambda: "the ImageNet VGG16 weights ... (no network)")
-    cfg = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False, offline_fallback=True)
-    assert cfg.offline.endswith("(no network)") and not cfg.has_data
+    plan = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False, offline_fallback=True)
+    assert plan.offline.endswith("(no network)") and not plan.has_data
     assert plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False).offline is None  # run(): no fallback
     assert quiet(data_root=SAMPLE, results_dir=tmp_path, offline_fallback=True).offline is None  # random encoder
 
@@ -323,9 +323,9 @@ def test_backbone_weights_from_the_environment(tmp_path, monkeypatch):
     weights = tmp_path / "my_vgg16_notop.h5"
     weights.write_bytes(b"")
     monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(weights))
-    cfg = plan_run(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
-    assert cfg.options.backbone_weights == str(weights)
-    assert cfg.encoder.startswith("my_vgg16_notop.h5") and "not the Keras ImageNet" in cfg.encoder
+    plan = plan_run(data_root=SAMPLE, quick=True, results_dir=tmp_path, verbose=False)
+    assert plan.options.backbone_weights == str(weights)
+    assert plan.encoder.startswith("my_vgg16_notop.h5") and "not the Keras ImageNet" in plan.encoder
     none = quiet(data_root=SAMPLE, quick=True, overrides={"backbone_weights": "none"}, results_dir=tmp_path)
     assert none.options.backbone_weights is None
     monkeypatch.setenv("FCN_BACKBONE_WEIGHTS", str(tmp_path / "gone.h5"))
@@ -338,18 +338,18 @@ def test_a_checkpoint_skips_training(tmp_path):
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(b"")
     (checkpoint.parent / "metrics.json").write_text(json.dumps({"parameters": {"backbone_weights": "imagenet"}}))
-    cfg = quiet(data_root=SAMPLE, checkpoint=str(checkpoint), overrides={"batch_size": 64}, results_dir=tmp_path)
-    assert cfg.checkpoint == checkpoint and cfg.run_dir is None
-    assert cfg.options.batch_size == 64  # nothing is trained, so the batch size is not checked
-    assert cfg.encoder == "ImageNet (Keras VGG16), then trained (checkpoint best.keras)"
+    plan = quiet(data_root=SAMPLE, checkpoint=str(checkpoint), overrides={"batch_size": 64}, results_dir=tmp_path)
+    assert plan.checkpoint == checkpoint and plan.run_dir is None
+    assert plan.options.batch_size == 64  # nothing is trained, so the batch size is not checked
+    assert plan.encoder == "ImageNet (Keras VGG16), then trained (checkpoint best.keras)"
 
 
 def test_helpers_choose_examples_on_the_sample(tmp_path):
-    cfg = quiet(data_root=SAMPLE, quick=True, results_dir=tmp_path)
-    samples = read_split(cfg.data_root, "train")
+    plan = quiet(data_root=SAMPLE, quick=True, results_dir=tmp_path)
+    samples = read_split(plan.data_root, "train")
     sample, class_id = examples.find_class_example(samples, "dog")
-    assert (sample.id, cfg.spec.classes[class_id]) == ("001763", "dog")
-    items, source = examples.inference_images(cfg)
+    assert (sample.id, plan.spec.classes[class_id]) == ("001763", "dog")
+    items, source = examples.inference_images(plan)
     assert [i for i, _ in items] == ["001763"] and "test" in source  # no reference images in the sample
     table = scoreboard.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
     assert "0.67-0.72" in table and "n/a" in table

@@ -81,11 +81,11 @@ def test_notebook_only_calls_the_package(notebook):
     text = "\n".join(c.source for c in notebook.cells)
     assert "../shared" not in text and "/work/" not in text, "no machine-specific paths"
     code = "\n".join(c.source for c in code_cells(notebook))
-    for call in ("show_masks(", "describe_dataset(", "check_dataset(", "cfg.build_model(", "cfg.train(",
-                 "cfg.evaluate(", "plot_iou_per_class(", "predict_mask(", "show_predictions("):  # fmt: skip
+    for call in ("show_masks(", "describe_dataset(", "check_dataset(", "plan.build_model(", "plan.train(",
+                 "plan.evaluate(", "plot_iou_per_class(", "predict_mask(", "show_predictions("):  # fmt: skip
         assert call in code, call
     for name in FIGURES:
-        assert f'cfg.results_dir / "{name}.png"' in code, name
+        assert f'plan.results_dir / "{name}.png"' in code, name
 
 
 # =============================================================================== a folder of 0/255 road masks

@@ -46,7 +46,7 @@ def find_class_example(samples: list[Sample], class_name: str | None = None, dat
     return samples[0], int(counts.argmax())
 
 
-def inference_images(cfg, count: int = 3):
+def inference_images(plan, count: int = 3):
     """``(items, source)``: ``[(id, image_path), ...]`` to run inference on, and where they come from.
 
     The dataset's own ``inference_images`` when they are in its folder (VOC 2007: the
@@ -54,14 +54,14 @@ def inference_images(cfg, count: int = 3):
     otherwise the first `count` images of the test split (VOC, CamVid)
     or, failing that, of the evaluation split. Offline (no dataset), the bundled street photos.
     """
-    if not cfg.has_data:
+    if not plan.has_data:
         return [(p.stem, p) for p in street_images()], "the bundled street photos (fcnseg/sample/street)"
-    root = Path(cfg.data_root)
-    present = [(Path(p).stem, root / p) for p in cfg.spec.inference_images if (root / p).is_file()]
+    root = Path(plan.data_root)
+    present = [(Path(p).stem, root / p) for p in plan.spec.inference_images if (root / p).is_file()]
     if present:
         return present, "the dataset's own inference images"
-    for split in dict.fromkeys(("test", cfg.eval_split)):
-        if split in available_splits(root, cfg.spec) and data_problem(root, cfg.spec, [split]) is None:
-            samples = read_split(root, split, cfg.spec)[:count]
+    for split in dict.fromkeys(("test", plan.eval_split)):
+        if split in available_splits(root, plan.spec) and data_problem(root, plan.spec, [split]) is None:
+            samples = read_split(root, split, plan.spec)[:count]
             return [(s.id, s.image_path) for s in samples], f"the first {len(samples)} image(s) of split {split!r}"
     raise FileNotFoundError(f"No images to run inference on under {root}.")
