@@ -294,7 +294,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
         if options.dataset == FOLDER_DATASET:  # your own data: classes from the options or the folder's classes.txt
             options = dataclasses.replace(options, dataset=options.spec(data_root))
         try:
-            options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
+            weights = resolve_backbone_weights(options.backbone_weights, options.encoder)
+            options = dataclasses.replace(options, backbone_weights=weights)
         except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
             raise ValueError(f"backbone_weights: {e}.") from None
         if data_note is not None and not (isinstance(data_note, str) and data_note.strip()):
@@ -324,7 +325,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     fallback = offline_fallback and not quick
     problem = why if smoke and fell_back and fallback else None
     if problem is None and fallback and checkpoint is None and options.backbone_weights == "imagenet":
-        problem = imagenet_weights_problem()
+        problem = imagenet_weights_problem(options.encoder)
     if problem:
         return _offline(recipe, options, checkpoint, results_dir, problem, verbose)
     available = available_splits(root, spec)
@@ -359,7 +360,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
         recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint, init_from=init_from,
         results_dir=results_dir, run_dir=None if run_dir is None else Path(run_dir), download=download,
         eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke,
-        encoder=encoder_label(options.backbone_weights, checkpoint or init_from), strategy=strategy,
+        encoder=encoder_label(options.backbone_weights, checkpoint or init_from, options.encoder), strategy=strategy,
         notes=tuple(notes), first_stage=first_stage, data_note=data_note,
     )  # fmt: skip
     if verbose:
