@@ -296,7 +296,7 @@ def test_failed_download_goes_offline_on_the_shipped_model(tmp_path, monkeypatch
 
 def test_imagenet_weights_that_cannot_be_had_go_offline(tmp_path, monkeypatch):
     monkeypatch.delenv("FCN_BACKBONE_WEIGHTS", raising=False)
-    monkeypatch.setattr(runner, "imagenet_weights_problem", lambda: "the ImageNet VGG16 weights ... (no network)")
+    monkeypatch.setattr(runner, "imagenet_weights_problem", lambda encoder: "the ImageNet VGG16 weights ... (no network)")
     plan = plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False, offline_fallback=True)
     assert plan.offline.endswith("(no network)") and not plan.has_data
     assert plan_run(data_root=SAMPLE, results_dir=tmp_path, verbose=False).offline is None  # run(): no fallback

@@ -1,7 +1,8 @@
-"""Fully convolutional networks (Long, Shelhamer & Darrell, 2015) on a VGG16 encoder.
+"""Fully convolutional networks (Long, Shelhamer & Darrell, 2015) on a VGG16 (or another) encoder.
 
 One builder, `build_fcn`, gives FCN-32s (the paper's bilinear decoder or the
-reference notebook's BatchNorm decoder), FCN-16s and FCN-8s. Every model takes
+reference notebook's BatchNorm decoder), FCN-16s and FCN-8s, on any encoder of
+`fcnseg.encoders` (VGG16, the paper's, by default). Every model takes
 RGB (or grayscale) images with values in 0..255 of any size and returns
 per-pixel class logits at that same size:
 
@@ -26,16 +27,13 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import check_architecture, imagenet_or_file, one_of, positive_int
-from fcnseg.files import atomic_path, keras_home
+from fcnseg.encoders import IMAGENET_MEAN_RGB, VGG16, Encoder, encoder_of, get_encoder
+from fcnseg.files import atomic_path
 from fcnseg.options import Options
 from fcnseg.precision import resolve_precision
 from fcnseg.pretrained import model_file
-from fcnseg.vgg_fc import check_fc_shape, fc_kernels
 
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name in Keras' cache
-# The ImageNet mean in RGB. VGG16's caffe preprocessing subtracts it (in BGR order, no scaling),
-# so the pipeline pads images with it: padded pixels reach the encoder as zeros.
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+VGG16_NOTOP_FILE = VGG16.notop_file  # the name in Keras' cache
 # The layers whose outputs have one channel per class, and the sums of their outputs.
 # They compute in float32 under every dtype policy: oneDNN's AMX bfloat16 kernels
 # (Intel Sapphire Rapids and later) corrupt the heap when training a convolution
@@ -43,7 +41,7 @@ IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 # are a small share of the FLOPs, so float32 costs next to nothing.
 CLASS_LAYERS = ("score_fr", "score_pool4", "score_pool3", "fuse_pool4", "fuse_pool3",
                 "upscore2", "upscore_pool4", "upscore8", "upscore16", "upscore32", "classifier")
-FLOAT32_LAYERS = (*CLASS_LAYERS, "logits")  # with `VGGPreprocess`: float32 under every policy
+FLOAT32_LAYERS = (*CLASS_LAYERS, "logits")  # with the encoder's `*_preprocess`: float32 under every policy
 
 
 @keras.saving.register_keras_serializable(package="fcn")
@@ -121,55 +119,39 @@ def bilinear_kernel(size: int, out_channels: int, in_channels: int) -> np.ndarra
     return kernel
 
 
-def resolve_backbone_weights(backbone_weights="imagenet"):
-    """Which VGG16 weights to load: ``"imagenet"``, ``None`` (or ``"none"``) or a file path.
+def resolve_backbone_weights(backbone_weights="imagenet", encoder: str | Encoder = "vgg16"):
+    """Which weights of `encoder` to load: ``"imagenet"``, ``None`` (or ``"none"``) or a file path.
 
-    The default ``"imagenet"`` is replaced by the file named in the
-    ``FCN_BACKBONE_WEIGHTS`` environment variable when it is set (offline
+    The default ``"imagenet"`` is replaced by the file named in the encoder's
+    environment variable (VGG16: ``FCN_BACKBONE_WEIGHTS``) when it is set (offline
     machines); an explicit path or ``None`` is used as given.
     """
+    encoder = get_encoder(encoder)
     if isinstance(backbone_weights, str) and backbone_weights.lower() == "none":
         backbone_weights = None
     if backbone_weights is not None and not isinstance(backbone_weights, (str, os.PathLike)):
-        raise ValueError(f"backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path, got {backbone_weights!r}.")
-    if backbone_weights is None:
-        return None
-    return imagenet_or_file(backbone_weights, "FCN_BACKBONE_WEIGHTS", "VGG16 weight file")
+        raise ValueError(f"backbone_weights must be 'imagenet', None or a {encoder.application} no-top .h5 path, "
+                         f"got {backbone_weights!r}.")  # fmt: skip
+    if backbone_weights is None or (backbone_weights == "imagenet" and encoder.weights_env is None):
+        return backbone_weights
+    return imagenet_or_file(backbone_weights, encoder.weights_env, f"{encoder.application} weight file")
 
 
-def imagenet_weights_problem() -> str | None:
-    """None when Keras has the ImageNet VGG16 weights in its cache or can download them; else why not.
+def imagenet_weights_problem(encoder: str | Encoder = "vgg16") -> str | None:
+    """None when Keras has `encoder`'s ImageNet weights in its cache or can download them; else why not.
 
     >>> imagenet_weights_problem()  # doctest: +SKIP
     "the ImageNet VGG16 weights are not in Keras' cache and cannot be downloaded (...)"
     """
+    encoder = get_encoder(encoder)
     try:
-        keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=(32, 32, 3))
+        getattr(keras.applications, encoder.application)(include_top=False, weights="imagenet",
+                                                         input_shape=(96, 96, 3))  # fmt: skip
     except Exception as e:  # offline: Keras' download error
-        return (f"the ImageNet VGG16 weights are not in Keras' cache and cannot be downloaded ({e}); "
-                "set FCN_BACKBONE_WEIGHTS to a copy of the file")
+        remedy = f"set {encoder.weights_env} to a copy of the file" if encoder.weights_env else "pass backbone_weights=None"
+        return (f"the ImageNet {encoder.application} weights are not in Keras' cache and cannot be downloaded "
+                f"({e}); {remedy}")
     return None
-
-
-def _vgg16(x, backbone_weights):
-    """VGG16 convolution blocks applied to the tensor ``x`` (a flat part of our graph);
-    Keras downloads the ImageNet weights into its cache on first use."""
-    weights = resolve_backbone_weights(backbone_weights)
-    try:
-        return keras.applications.VGG16(include_top=False, weights=weights, input_tensor=x)
-    except Exception as e:
-        if weights == "imagenet":
-            cache = keras_home() / "models" / VGG16_NOTOP_FILE
-            raise RuntimeError(
-                f"Could not load the ImageNet VGG16 weights ({e}). Keras looks for {cache} and downloads it "
-                "when missing. Offline, copy the file there, pass backbone_weights='<your vgg16_notop.h5>', set "
-                "FCN_BACKBONE_WEIGHTS, or use backbone_weights=None for random weights."
-            ) from e
-        raise ValueError(
-            f"The VGG16 weight file {weights} does not fit keras.applications.VGG16"
-            f"(include_top=False): {e}. It must hold the 13 convolution layers "
-            "block1_conv1 ... block5_conv3 (the official *_notop.h5 layout)."
-        ) from e
 
 
 def _upsample(x, channels: int, factor: int, name: str, trainable: bool = True):
@@ -195,10 +177,49 @@ def _notebook_decoder(x, num_classes: int):
     return layers.Conv2D(num_classes, 1, dtype="float32", name="classifier")(x)
 
 
+def _paper_decoder(x, variant: str, skips, num_classes: int, learn_upsampling: bool, skip_scales):
+    """The paper's decoders: fc7 scored, then upsampled by 32 (FCN-32s), or first fused at 2x
+    steps with the scored stride-16 (FCN-16s) and stride-8 (FCN-8s) features `skips`. The layers
+    keep VGG16's pool names (score_pool4, ...) on every encoder."""
+    x = layers.Conv2D(num_classes, 1, dtype="float32", name="score_fr")(x)
+    if variant == "fcn32s":
+        return _upsample(x, num_classes, 32, "upscore32", learn_upsampling)
+    x = _upsample(x, num_classes, 2, "upscore2")
+    pool4 = _score_skip(skips[1], num_classes, skip_scales[0], "score_pool4")
+    x = layers.Add(dtype="float32", name="fuse_pool4")([x, pool4])
+    if variant == "fcn16s":
+        return _upsample(x, num_classes, 16, "upscore16", learn_upsampling)
+    x = _upsample(x, num_classes, 2, "upscore_pool4")
+    pool3 = _score_skip(skips[0], num_classes, skip_scales[1], "score_pool3")
+    x = layers.Add(dtype="float32", name="fuse_pool3")([x, pool3])
+    return _upsample(x, num_classes, 8, "upscore8", learn_upsampling)
+
+
 def _score_skip(features, num_classes: int, scale: float, name: str):
     """The paper's skip score layer: scaled pool features, 1x1 conv initialised at zero."""
     features = layers.Rescaling(scale, name=f"{name}_scale")(features)
     return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", dtype="float32", name=name)(features)
+
+
+def _encode(inputs, encoder: Encoder, backbone_weights, frozen_blocks: int):
+    """`encoder`'s stride-8, stride-16 and stride-32 features of the images `inputs`: grayscale
+    repeated to RGB, the encoder's preprocessing, padding to a multiple of 32, then the encoder
+    with its blocks 1..`frozen_blocks` kept fixed."""
+    x = inputs
+    if inputs.shape[-1] == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = PadToMultiple(32, name="pad_to_32")(encoder.preprocess(x))
+    backbone = encoder.backbone(x, resolve_backbone_weights(backbone_weights, encoder))
+    encoder.freeze(backbone.layers, frozen_blocks)
+    return [backbone.get_layer(name).output for name in encoder.features]
+
+
+def _fc6_fc7(x, units: int, kernel_size: int, dropout: float):
+    """fc6 and fc7 as convolutions, each followed by dropout."""
+    x = layers.Conv2D(units, kernel_size, padding="same", activation="relu", name="fc6")(x)
+    x = layers.Dropout(dropout, name="drop6")(x)
+    x = layers.Conv2D(units, 1, activation="relu", name="fc7")(x)
+    return layers.Dropout(dropout, name="drop7")(x)
 
 
 def build_fcn(
@@ -206,6 +227,7 @@ def build_fcn(
     *,
     num_classes: int = 21,
     input_shape=(None, None, 3),
+    encoder: str | Encoder = Options.encoder,
     backbone_weights=Options.backbone_weights,
     decoder: str = Options.decoder,
     fc_units: int = Options.fc_units,
@@ -217,91 +239,45 @@ def build_fcn(
     name: str | None = None,
     fc_weights=Options.fc_weights,
 ) -> keras.Model:
-    """Build FCN-32s, FCN-16s or FCN-8s on a VGG16 encoder.
+    """FCN-32s, 16s or 8s on `encoder`: a `keras.Model` from images (RGB 0..255) to (batch, H, W, classes) logits.
 
     Args:
-        variant: ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` (skips from pool4 and pool3).
+        variant: ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` (skips from the stride-16 and stride-8 features).
         num_classes: number of output channels (21 for VOC, 11 for CamVid).
-        input_shape: ``(H, W, 3)`` or ``(H, W, 1)``; H and W may be None.
-            Grayscale is repeated to three channels, so ImageNet weights apply.
-        backbone_weights: ``"imagenet"`` (Keras' cache or download, or the file
-            in ``FCN_BACKBONE_WEIGHTS``), a path to a VGG16 no-top ``.h5``, or
-            ``None`` for random initialisation.
-        decoder: for FCN-32s, ``"bilinear"`` (the paper: one stride-32
-            transposed convolution initialised to bilinear interpolation) or
+        input_shape: ``(H, W, 3)`` or ``(H, W, 1)`` (repeated to RGB); H and W may be None.
+        encoder: a name in `fcnseg.encoders.ENCODERS` (``"vgg16"``, ``"mobilenetv2"``) or an `Encoder`.
+        backbone_weights: ``"imagenet"`` (Keras' cache or download; for VGG16 the file in
+            ``FCN_BACKBONE_WEIGHTS`` when set), a no-top ``.h5`` of the encoder, or ``None`` (random).
+        decoder: for FCN-32s, ``"bilinear"`` (the paper's one stride-32 bilinear upsampling) or
             ``"notebook"`` (the reference notebook's five BatchNorm deconvs).
-        fc_units, fc_kernel_size, dropout: fc6/fc7 as convolutions (the
-            reference notebook uses 1x1 kernels; the paper 7x7 for fc6).
-        learn_upsampling: train the final bilinear upsampling (the paper keeps it fixed;
-            the 2x upsamplings of FCN-16s/8s are always trained, as in the paper).
-        skip_scales: factors applied to pool4 and pool3 before their score layers
-            (the paper's at-once FCN-8s uses 0.01 and 0.0001).
-        frozen_blocks: keep the weights of VGG16 blocks 1..n fixed (0..5). Training
-            then skips their backward pass (blocks 1-3 hold 60% of the encoder's
-            FLOPs); it learns more slowly per epoch (docs/experiments.md).
-        fc_weights: ``None`` (fc6/fc7 at random), or ``"imagenet"`` or the path
-            of a full VGG16 ``.h5`` (``include_top=True``; ``"imagenet"`` reads
-            ``FCN_VGG16_FULL_WEIGHTS`` when set): fc6/fc7 become VGG16's fc1/fc2
-            as 7x7 and 1x1 convolutions, as in the paper (see `fcnseg.vgg_fc`).
-            Needs ``fc_kernel_size=7`` and ``fc_units=4096``.
+        fc_units, fc_kernel_size, dropout: fc6/fc7 as convolutions (the notebook: 1x1; the paper: 7x7 fc6).
+        learn_upsampling: train the final bilinear upsampling (the 2x ones of FCN-16s/8s always train).
+        skip_scales: factors on the stride-16 and stride-8 features before their score layers
+            (the paper's at-once FCN-8s: 0.01 and 0.0001).
+        frozen_blocks: keep the encoder's blocks 1..n fixed (0..its `blocks`): training skips their
+            backward pass (VGG16's blocks 1-3: 60% of its FLOPs) and learns more slowly per epoch.
+        fc_weights: ``None`` (random fc6/fc7), or ``"imagenet"`` or a full VGG16 ``.h5``: VGG16's fc1
+            and fc2, as in the paper (`fcnseg.vgg_fc`; needs fc_kernel_size=7 and fc_units=4096).
 
-    Returns:
-        A `keras.Model` from images (RGB 0..255) to logits (batch, H, W, num_classes).
-
-    Example:
-
-    >>> model = build_fcn("fcn32s", decoder="notebook", num_classes=21, backbone_weights=None)
-    >>> model.output_shape
+    >>> build_fcn("fcn32s", decoder="notebook", num_classes=21, backbone_weights=None).output_shape
     (None, None, None, 21)
     """
     check_architecture(variant, decoder)
-    if frozen_blocks not in range(6):
-        raise ValueError(f"frozen_blocks must be 0..5 (VGG16 blocks 1..n kept fixed), got {frozen_blocks!r}.")
-    channels = input_shape[-1]
-    if channels not in (1, 3):
+    encoder = get_encoder(encoder)
+    frozen_blocks = encoder.check(frozen_blocks, fc_weights)
+    if input_shape[-1] not in (1, 3):
         raise ValueError(f"input_shape must end in 1 (grayscale) or 3 (RGB) channels, got {input_shape}.")
-    fc_init = None
-    if fc_weights is not None:
-        check_fc_shape(fc_kernel_size, fc_units)
-        fc_init = fc_kernels(fc_weights)  # before the encoder: a bad file fails fast
-
+    fc_init = None if fc_weights is None else encoder.fc_init(fc_weights, fc_kernel_size, fc_units)  # first: a bad file fails fast
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
-    if channels == 1:
-        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
-    x = VGGPreprocess(name="vgg_preprocess")(x)
-    x = PadToMultiple(32, name="pad_to_32")(x)
-    vgg = _vgg16(x, backbone_weights)
-    pool3, pool4 = (vgg.get_layer(n).output for n in ("block3_pool", "block4_pool"))
-    for layer in vgg.layers:
-        if layer.name.startswith("block") and int(layer.name[5]) <= frozen_blocks:
-            layer.trainable = False
-
-    x = layers.Conv2D(fc_units, fc_kernel_size, padding="same", activation="relu", name="fc6")(vgg.output)
-    x = layers.Dropout(dropout, name="drop6")(x)
-    x = layers.Conv2D(fc_units, 1, activation="relu", name="fc7")(x)
-    x = layers.Dropout(dropout, name="drop7")(x)
-
+    *skips, features = _encode(inputs, encoder, backbone_weights, frozen_blocks)
+    x = _fc6_fc7(features, fc_units, fc_kernel_size, dropout)
     if decoder == "notebook":
         x = _notebook_decoder(x, num_classes)
     else:
-        x = layers.Conv2D(num_classes, 1, dtype="float32", name="score_fr")(x)
-        if variant == "fcn32s":
-            x = _upsample(x, num_classes, 32, "upscore32", learn_upsampling)
-        else:
-            x = _upsample(x, num_classes, 2, "upscore2")
-            x = layers.Add(dtype="float32", name="fuse_pool4")([x, _score_skip(pool4, num_classes, skip_scales[0], "score_pool4")])
-            if variant == "fcn16s":
-                x = _upsample(x, num_classes, 16, "upscore16", learn_upsampling)
-            else:
-                x = _upsample(x, num_classes, 2, "upscore_pool4")
-                x = layers.Add(dtype="float32", name="fuse_pool3")([x, _score_skip(pool3, num_classes, skip_scales[1], "score_pool3")])
-                x = _upsample(x, num_classes, 8, "upscore8", learn_upsampling)
-
+        x = _paper_decoder(x, variant, skips, num_classes, learn_upsampling, skip_scales)
     x = CropToReference(name="crop_to_input")([x, inputs])
     logits = layers.Activation("linear", dtype="float32", name="logits")(x)
-    default_name = f"fcn32s_{decoder}" if variant == "fcn32s" else variant
-    model = keras.Model(inputs, logits, name=name or default_name)
+    model = keras.Model(inputs, logits, name=name or (f"fcn32s_{decoder}" if variant == "fcn32s" else variant))
     if fc_init is not None:
         model.get_layer("fc6").set_weights(fc_init[0])
         model.get_layer("fc7").set_weights(fc_init[1])
@@ -395,12 +371,13 @@ def fcn_options(model: keras.Model) -> dict:
     variant = next((v for v, layer in (("fcn8s", "score_pool3"), ("fcn16s", "score_pool4"))
                     if layer in layers_by_name), "fcn32s")  # fmt: skip
     last_upsampling = next((layers_by_name[n] for n in ("upscore8", "upscore16", "upscore32") if n in layers_by_name), None)
-    frozen = [not layers_by_name[f"block{b}_conv1"].trainable for b in range(1, 6)]
+    encoder = encoder_of(layers_by_name)
     fc6 = layers_by_name["fc6"]
     return {
         "variant": variant,
         "num_classes": model.output_shape[-1],
         "input_shape": tuple(model.input_shape[1:]),
+        "encoder": encoder.name,
         "decoder": "notebook" if "classifier" in layers_by_name else "bilinear",
         "fc_units": fc6.filters,
         "fc_kernel_size": fc6.kernel_size[0],
@@ -408,7 +385,7 @@ def fcn_options(model: keras.Model) -> dict:
         "learn_upsampling": Options.learn_upsampling if last_upsampling is None else last_upsampling.trainable,
         "skip_scales": tuple(layers_by_name[f"{n}_scale"].scale if f"{n}_scale" in layers_by_name else default
                              for n, default in zip(("score_pool4", "score_pool3"), Options.skip_scales)),  # fmt: skip
-        "frozen_blocks": frozen.index(False) if False in frozen else 5,
+        "frozen_blocks": encoder.count_frozen(model.layers),
         "name": model.name,
     }
 
@@ -458,7 +435,7 @@ def with_precision(model: keras.Model, precision: str | None = "auto") -> keras.
     """
     policy = None if precision is None else resolve_precision(precision)
     for layer in model.layers:
-        if layer.name in FLOAT32_LAYERS or isinstance(layer, VGGPreprocess):
+        if layer.name in FLOAT32_LAYERS or layer.name.endswith("_preprocess"):
             layer.dtype_policy = "float32"
         elif policy is not None:
             layer.dtype_policy = policy

@@ -31,6 +31,7 @@ from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, INFERENCE_PRECISIONS, LOS
                            positive_number, size_hw, unit_interval)  # fmt: skip
 from fcnseg.datasets import DATASETS, FOLDER_DATASET, DatasetSpec, get_spec, own_dataset
 from fcnseg.datasets.folders import class_names, mask_value_pairs
+from fcnseg.encoders import ENCODERS, get_encoder
 
 STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run", "predict")
 TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.predict`)
@@ -111,12 +112,6 @@ def _class_weights(name, value):
     if isinstance(value, str):
         return None if value.lower() == "none" else one_of(name, value, CLASS_WEIGHTINGS)
     return _numbers()(name, value)
-
-
-def _blocks(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= 5:
-        raise ValueError(f"{name} must be 0..5 (VGG16 blocks 1..n kept fixed), got {value!r}.")
-    return int(value)
 
 
 def _integer(name, value):
@@ -269,10 +264,12 @@ class Options:
     decoder: str = option("bilinear", "build_fcn", "FCN-32s decoder: the paper's bilinear upsampling or the "
                           "reference notebook's BatchNorm deconvolutions", check=_choice(DECODERS),
                           choices=DECODERS)  # fmt: skip
+    encoder: str = option("vgg16", "build_fcn", "encoder network (fcnseg.encoders)", check=_choice(tuple(ENCODERS)),
+                          choices=tuple(ENCODERS))  # fmt: skip
     backbone_weights: str | None = option(
-        "imagenet", "build_fcn", "VGG16 encoder weights: imagenet (or the file FCN_BACKBONE_WEIGHTS names), a "
-        "no-top .h5 file, or none (random)", check=_weights_file("'imagenet', None or a VGG16 no-top .h5 path"),
-        parse=_none_or_text)  # fmt: skip
+        "imagenet", "build_fcn", "encoder weights: imagenet (for vgg16 the file FCN_BACKBONE_WEIGHTS names when set), "
+        "a no-top .h5 file of the encoder, or none (random)",
+        check=_weights_file("'imagenet', None or an encoder's no-top .h5 path"), parse=_none_or_text)  # fmt: skip
     fc_units: int = option(4096, "build_fcn", "channels of fc6 and fc7", check=positive_int, parse=int)
     fc_kernel_size: int = option(1, "build_fcn", "kernel size of fc6 (the paper: 7)", check=positive_int, parse=int)
     fc_weights: str | None = option(None, "build_fcn", "fc6/fc7 from VGG16's fc1/fc2: imagenet or a full VGG16 "
@@ -283,7 +280,7 @@ class Options:
     learn_upsampling: bool = option(False, "build_fcn", "train the final bilinear upsampling", check=flag, parse=bool)
     skip_scales: tuple[float, float] = option((0.01, 0.0001), "build_fcn", "factors on pool4 and pool3 before their "
                                               "score layers", check=_numbers(2), parse=float, nargs=2)  # fmt: skip
-    frozen_blocks: int = option(0, "build_fcn", "VGG16 blocks 1..n kept fixed (0..5)", check=_blocks, parse=int)
+    frozen_blocks: int = option(0, "build_fcn", "encoder blocks 1..n kept fixed (0..5)", check=_integer, parse=int)
     # make_dataset
     image_size: tuple[int, int] = option((256, 256), "make_dataset", "training crop height and width",
                                          check=size_hw, parse=int, nargs=2)  # fmt: skip
@@ -314,6 +311,7 @@ class Options:
     def __post_init__(self):
         _check_fields(self)
         check_architecture(self.variant, self.decoder)
+        get_encoder(self.encoder).check(self.frozen_blocks, self.fc_weights)
         if isinstance(self.dataset, str) and self.dataset in DATASETS and (self.classes or self.mask_values):
             raise ValueError(f"classes and mask_values describe your own data (dataset={FOLDER_DATASET!r}); "
                              f"{self.dataset} has its own.")  # fmt: skip

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from fcnseg.checks import CLASS_WEIGHTINGS, one_of, positive_int, size_hw
 from fcnseg.datasets import VOID, check_dataset, default_root, get_spec, load_sample, read_split
-from fcnseg.fcn import IMAGENET_MEAN_RGB
+from fcnseg.encoders import IMAGENET_MEAN_RGB
 from fcnseg.losses import median_frequency_weights
 from fcnseg.options import Options
 

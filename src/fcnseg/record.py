@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from fcnseg.encoders import get_encoder
 from fcnseg.files import portable_path, write_json
 from fcnseg.pretrained import MODEL_FILE, shipped_name
 from fcnseg.recipes import HISTORIES
@@ -59,19 +60,22 @@ def logged_epochs(history_csv) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def encoder_label(weights, checkpoint=None) -> str:
-    """The encoder weights in words: ImageNet, random, a file name, or a checkpoint's."""
+def encoder_label(weights, checkpoint=None, encoder="vgg16") -> str:
+    """The weights of `encoder` (a name in `fcnseg.encoders.ENCODERS`) in words: ImageNet, random,
+    a file name, or a checkpoint's."""
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         name = shipped_name(checkpoint) or checkpoint.name
         try:
             record = json.loads((checkpoint.parent / "metrics.json").read_text())
-            used = record.get("encoder_weights") or encoder_label(record["parameters"]["backbone_weights"])
+            parameters = record["parameters"]
+            used = record.get("encoder_weights") or encoder_label(parameters["backbone_weights"],
+                                                                  encoder=parameters.get("encoder", "vgg16"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return f"as trained in checkpoint {name} (initial encoder weights not recorded)"
         return f"{used}, then trained (checkpoint {name})"
     if weights == "imagenet":
-        return "ImageNet (Keras VGG16)"
+        return f"ImageNet (Keras {get_encoder(encoder).application})"
     if weights is None:
         return "random initialisation (no pre-training)"
     return f"{Path(weights).name} (a file, not the Keras ImageNet weights)"

@@ -290,7 +290,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     spec, trained = options.spec(), [] if checkpoint else [options.train_split, options.val_split]
     eval_split = options.eval_split or spec.eval_split
     needed = [s for s in (*trained, eval_split) if s in STANDARD_SPLITS or s in trained]
-    needs_encoder = checkpoint is None and options.backbone_weights == "imagenet"
+    needs_encoder = options.encoder if checkpoint is None and options.backbone_weights == "imagenet" else None
     found = _data(spec, data_root, needed, quick=quick, download=download, verbose=verbose,
                   offline_fallback=offline_fallback, needs_encoder=needs_encoder)  # fmt: skip
     if isinstance(found, str):
@@ -304,8 +304,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     plan = RunPlan(recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint,
                    init_from=init_from, results_dir=results_dir, run_dir=run_dir, download=download,
                    eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke, strategy=strategy,
-                   encoder=encoder_label(options.backbone_weights, checkpoint or init_from), notes=tuple(notes),
-                   first_stage=first_stage, data_note=data_note)  # fmt: skip
+                   encoder=encoder_label(options.backbone_weights, checkpoint or init_from, options.encoder),
+                   notes=tuple(notes), first_stage=first_stage, data_note=data_note)  # fmt: skip
     if verbose:  # a loud banner over a run on the bundled sample
         print(*([smoke_banner(spec, why)] if smoke and _on_sample(spec, root) else []), plan.describe(), sep="\n")
     return plan
@@ -313,8 +313,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
 
 def _data(spec, data_root, needed, *, quick, download, verbose, offline_fallback, needs_encoder):
     """`find_data`'s ``(root, smoke_test, why)``; with `offline_fallback` outside quick mode, why the run
-    must be offline instead (a string): no usable data, only the sample, or no ImageNet encoder weights
-    when `needs_encoder`."""
+    must be offline instead (a string): no usable data, only the sample, or no ImageNet weights for the
+    encoder named by `needs_encoder` (None: none needed)."""
     try:
         root, smoke, why = find_data(spec, data_root, needed, quick=quick, download=download, verbose=verbose)
     except FileNotFoundError as e:
@@ -326,7 +326,7 @@ def _data(spec, data_root, needed, *, quick, download, verbose, offline_fallback
     fell_back = _on_sample(spec, root) and (data_root is None or Path(data_root).expanduser().resolve() != root)
     if smoke and fell_back:
         return why
-    return (needs_encoder and imagenet_weights_problem()) or (root, smoke, why)
+    return (needs_encoder and imagenet_weights_problem(needs_encoder)) or (root, smoke, why)
 
 
 def _on_sample(spec, root: Path) -> bool:
@@ -342,7 +342,8 @@ def _recipe_options(recipe: str, overrides, quick: bool, data_root) -> list[Opti
     if options.dataset == FOLDER_DATASET:
         options = dataclasses.replace(options, dataset=options.spec(data_root))
     try:
-        options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(options.backbone_weights))
+        options = dataclasses.replace(options, backbone_weights=resolve_backbone_weights(
+            options.backbone_weights, options.encoder))
     except FileNotFoundError as e:  # the message names FCN_BACKBONE_WEIGHTS when the path came from there
         raise ValueError(f"backbone_weights: {e}.") from None
     return [*earlier, options]
