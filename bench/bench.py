@@ -198,7 +198,7 @@ def pipeline_rate(source: dict, size, batch: int, cache: bool, batches: int) -> 
     Warm-up: with the cache on, one whole epoch (which fills the cache; only
     later epochs read from it); with it off, two batches.
     """
-    from fcnseg.pipeline import make_dataset
+    from fcnseg.datasets.pipeline import make_dataset
 
     ds = make_dataset(source["root"], source["split"], dataset=source["dataset"], image_size=tuple(size),
                       batch_size=batch, augment=True, cache=cache, seed=0)
@@ -270,10 +270,10 @@ def model_job(cfg: dict) -> None:
     import keras
     import numpy as np
 
-    from fcnseg.fcn import build_fcn, count_flops
+    from fcnseg.models.fcn import build_fcn, count_flops
     from fcnseg.metrics import mean_iou_metric
-    from fcnseg.precision import set_precision
-    from fcnseg.training import make_loss, make_optimizer
+    from fcnseg.models.precision import set_precision
+    from fcnseg.training.loop import make_loss, make_optimizer
 
     keras.utils.set_random_seed(cfg["seed"])
     set_precision(cfg["precision"])
@@ -289,7 +289,7 @@ def model_job(cfg: dict) -> None:
           "value": round(forward_flops / 1e9, 3), "unit": "GFLOP/img",
           "note": "2 x multiply-adds of all (transposed) convolutions, at the size padded to a multiple of 32"})
 
-    # The project's training step (fcnseg.training.train): Adam, void-aware CE, mean IoU metric.
+    # The project's training step (fcnseg.training.loop.train): Adam, void-aware CE, mean IoU metric.
     model.compile(optimizer=make_optimizer(1e-4, schedule="constant"), loss=make_loss("sparse_ce"),
                   metrics=[mean_iou_metric(num_classes)], jit_compile=cfg["jit"])
     rng = np.random.default_rng(cfg["seed"])

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""How much int8 costs in accuracy: a model's CamVid test scores (`fcnseg.evaluation.evaluate`, every
+"""How much int8 costs in accuracy: a model's CamVid test scores (`fcnseg.inference.evaluation.evaluate`, every
 frame at its own 480x360) in float32 and at int8 under each calibration, with the share of pixels
 whose class equals float32's (docs/int8.md).
 
 Calibrations (``--calibrations``): ``default`` (for camvid-fcn8s the bundled street photos, cut and
-mirrored, `fcnseg.int8.calibration_images`) and ``camvid:train`` (32 train frames evenly spaced
+mirrored, `fcnseg.inference.int8.calibration_images`) and ``camvid:train`` (32 train frames evenly spaced
 over the split); any value that ``calibration=`` takes works. Writes one JSON file with the
 command that made it:
 
@@ -12,7 +12,7 @@ command that made it:
         --out results/int8_camvid-fcn8s.json
     CAMVID_ROOT=../shared/camvid python bench/int8_accuracy.py --max-images 16 --out /tmp/int8.json  # a subset
 
-Its int8 programs are cached as in normal use (`fcnseg.int8`): a second run skips the builds.
+Its int8 programs are cached as in normal use (`fcnseg.inference.int8`): a second run skips the builds.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def main(argv=None) -> int:
 
     quiet_tensorflow()
     from fcnseg.datasets import default_root
-    from fcnseg.evaluation import evaluate
-    from fcnseg.fcn import load_fcn
+    from fcnseg.inference.evaluation import evaluate
+    from fcnseg.models.fcn import load_fcn
     from fcnseg.files import portable_path, write_json
-    from fcnseg.int8 import CALIBRATION_SAMPLES, cpu_has_int8_units, int8_model
+    from fcnseg.inference.int8 import CALIBRATION_SAMPLES, cpu_has_int8_units, int8_model
 
     runs = {"float32": Recorder(load_fcn(args.model, precision="float32"))}
     for calibration in args.calibrations:

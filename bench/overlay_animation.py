@@ -4,7 +4,7 @@ an animated GIF small enough for docs/videos.md to show inline (at most ``--max-
 
 The frames are CamVid's test sequence ``--sequence`` (Seq05VD or 0001TP; CamVid's frames are
 1 s of driving apart at 30 fps, so the animation plays them at ``--fps``, default 4), predicted
-as `fcnseg.video.segment_video` predicts a video (`segment_frames`, at ``--precision``),
+as `fcnseg.inference.video.segment_video` predicts a video (`segment_frames`, at ``--precision``),
 overlaid with CamVid's colours, shrunk to ``--width`` pixels and labelled with ``--label``
 (default: the model file's name). A file over ``--max-mib`` is not written.
 
@@ -50,10 +50,10 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from fcnseg.datasets import get_spec, load_image
-    from fcnseg.fcn import load_fcn
+    from fcnseg.models.fcn import load_fcn
     from fcnseg.files import atomic_path
-    from fcnseg.video import segment_frames
-    from fcnseg.viz import overlay
+    from fcnseg.inference.video import segment_frames
+    from fcnseg.figures.viz import overlay
 
     model = load_fcn(args.model, precision=args.precision)
     label = args.label or Path(args.model).name

@@ -74,7 +74,7 @@ def peak_memory(model_name: str, photo_size, segment: bool) -> dict:
     import cv2
 
     from fcnseg import load_fcn, segment_files
-    from fcnseg.pretrained import street_images
+    from fcnseg.models.pretrained import street_images
 
     model = load_fcn(model_name, precision="float32")
     report = {"written": []}

@@ -19,7 +19,7 @@ Scores (``score``), for the twin, our Keras checkpoints and a map of background 
   argmax maps against the argmax of the one-hot targets, all at 256x256, per batch of 10,
   averaged over batches (`reference_metric`);
 - ours: mean IoU over the 21 classes at each image's original resolution, void ignored
-  (`fcnseg.evaluation.evaluate` for Keras models; the twin's logits are resized back).
+  (`fcnseg.inference.evaluation.evaluate` for Keras models; the twin's logits are resized back).
 
 Steps, each in its own process (PyTorch and TensorFlow never share one)::
 
@@ -358,8 +358,8 @@ def score_twin(work: Path, *, normalize: bool) -> dict:
 
 def score_keras(path) -> dict:
     """Both metrics of a Keras FCN (a ``.keras`` file or a shipped name) on ``val``."""
-    from fcnseg.evaluation import evaluate
-    from fcnseg.fcn import load_fcn
+    from fcnseg.inference.evaluation import evaluate
+    from fcnseg.models.fcn import load_fcn
 
     model = load_fcn(path, precision="float32")
     voc, ids = voc_folder(), split_ids("val")

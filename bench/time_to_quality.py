@@ -12,7 +12,7 @@ Reads the CamVid runs' records in results/camvid/runs/ (``<run>_history.csv`` an
   ``stage1/history.csv`` and ``history.csv``, in the model's folder).
 
 Runs whose history has no ``epoch_seconds`` column (those trained before
-`fcnseg.training` logged it) are drawn with the run's ``train_seconds`` spread
+`fcnseg.training.loop` logged it) are drawn with the run's ``train_seconds`` spread
 evenly over its epochs. Each label names the CPU it ran on.
 
     python3 bench/time_to_quality.py            # writes results/camvid/runs/time_to_quality.png
@@ -24,11 +24,11 @@ import json
 import sys
 from pathlib import Path
 
-from fcnseg.plots import plot_time_to_quality
-from fcnseg.pretrained import model_file
+from fcnseg.figures.plots import plot_time_to_quality
+from fcnseg.models.pretrained import model_file
 from fcnseg.recipes import HISTORIES
-from fcnseg.record import logged_epochs
-from fcnseg.viz import save_figure
+from fcnseg.training.record import logged_epochs
+from fcnseg.figures.viz import save_figure
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "camvid" / "runs"
 CPU_A = "2-core AMD EPYC, AVX-512 BF16, mixed_bfloat16"

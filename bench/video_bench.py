@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed of the video path (`fcnseg.video.segment_video`) at 480x360 under float32, mixed_bfloat16
+"""Speed of the video path (`fcnseg.inference.video.segment_video`) at 480x360 under float32, mixed_bfloat16
 and int8 in one run, where its time goes, and each precision's agreement with float32 (docs/videos.md).
 
 The clip is CamVid's test sequence Seq05VD in order (``--frames`` frames at 480x360, written
@@ -7,7 +7,7 @@ as an MPEG-4 video at 30 fps; random frames when CAMVID_ROOT is unset), or ``--v
 model is ``--model`` (a saved ``.keras``, e.g. the shipped CamVid model), else a seeded
 random-weight FCN-8s with 11 classes. Each of ``--precisions`` (default float32,
 mixed_bfloat16 and int8: Keras policies through `load_fcn(path, precision=...)`, int8 as
-`fcnseg.int8.int8_model` calibrated on the bundled street photos, its program built in the
+`fcnseg.inference.int8.int8_model` calibrated on the bundled street photos, its program built in the
 untimed warm-up or read from the cache) prints one JSON line per figure to stdout:
 
 - ``video_fps``: `segment_video` end to end (decode, predict, overlay and encode; the
@@ -79,8 +79,8 @@ def write_clip(path: Path, frames, fps: float = 30.0) -> Path:
 def stage_seconds(model, clip: Path, work: Path, batch_size: int) -> dict:
     """Seconds of each stage of the video path, each timed alone over the clip's frames."""
     from fcnseg.datasets import spec_for_classes
-    from fcnseg.video import frame_writer, open_video
-    from fcnseg.viz import overlay
+    from fcnseg.inference.video import frame_writer, open_video
+    from fcnseg.figures.viz import overlay
 
     start = time.perf_counter()
     with open_video(clip) as (info, frames):
@@ -101,14 +101,14 @@ def stage_seconds(model, clip: Path, work: Path, batch_size: int) -> dict:
 
 def clip_masks(model, frames, batch_size: int) -> list[np.ndarray]:
     """The frames' masks, predicted as `segment_video` predicts them."""
-    from fcnseg.video import segment_frames
+    from fcnseg.inference.video import segment_frames
 
     return [mask for _, mask in segment_frames(model, frames, batch_size=batch_size)]
 
 
 def frame_seconds(model, frames, batch: int, repeat: int) -> float:
     """Median seconds per frame of `predict_masks` on `batch` frames, after one untimed pass."""
-    from fcnseg.predict import predict_masks
+    from fcnseg.inference.predict import predict_masks
 
     chunk = (frames * batch)[:batch]
     predict_masks(model, chunk, batch_size=batch)
@@ -122,8 +122,8 @@ def frame_seconds(model, frames, batch: int, repeat: int) -> float:
 
 def runnable(model_path: Path, precision: str):
     """The model at `precision`: a Keras policy, or ``"int8"`` (its int8 programs, calibrated by default)."""
-    from fcnseg.fcn import load_fcn
-    from fcnseg.int8 import int8_model
+    from fcnseg.models.fcn import load_fcn
+    from fcnseg.inference.int8 import int8_model
 
     return int8_model(load_fcn(model_path)) if precision == "int8" else load_fcn(model_path, precision=precision)
 
@@ -149,8 +149,8 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     import keras
 
-    from fcnseg.fcn import build_fcn
-    from fcnseg.video import open_video, segment_video
+    from fcnseg.models.fcn import build_fcn
+    from fcnseg.inference.video import open_video, segment_video
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -3,7 +3,7 @@ variables a user sets (VOC_ROOT, CAMVID_ROOT, FCN_BACKBONE_WEIGHTS), the install
 console scripts, and the policy ``precision="auto"`` resolves to.
 
 ``FCNSEG_TEST_AUTO_PRECISION=float32`` (or ``mixed_bfloat16``) runs the suite as on a
-CPU where ``auto`` picks that policy: the suite makes ``fcnseg.precision.auto_precision``
+CPU where ``auto`` picks that policy: the suite makes ``fcnseg.models.precision.auto_precision``
 return it and hands it to the notebook it executes. Only the tests read this variable;
 `tests/test_precision.py` still checks the real choice against /proc/cpuinfo.
 
@@ -58,10 +58,10 @@ def _auto_precision_as_told():
     if told is None:
         yield
         return
-    import fcnseg.precision
+    import fcnseg.models.precision
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fcnseg.precision, "auto_precision", lambda: told)
+        patch.setattr(fcnseg.models.precision, "auto_precision", lambda: told)
         yield
 
 

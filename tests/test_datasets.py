@@ -31,9 +31,9 @@ from fcnseg.datasets import (
     read_split,
     resolve_root,
 )
-from fcnseg.examples import find_class_example
+from fcnseg.figures.notebook_images import find_class_example
 from fcnseg.files import portable_path
-from fcnseg.locate import find_data
+from fcnseg.datasets.find_data import find_data
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 EXAMPLE_ID = "001763"  # the one real VOC 2007 image we have: test split, dog and cat on a sofa

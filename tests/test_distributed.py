@@ -20,11 +20,11 @@ import pytest
 
 from fcnseg.cli import run_train as run
 from fcnseg.datasets import load_image
-from fcnseg.fcn import build_fcn, load_fcn
-from fcnseg.distribute import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy
-from fcnseg.pipeline import make_dataset, resize_pair
-from fcnseg.precision import set_precision
-from fcnseg.training import train
+from fcnseg.models.fcn import build_fcn, load_fcn
+from fcnseg.training.distribute import TF_CONFIG_EXAMPLE, check_tf_config, make_strategy
+from fcnseg.datasets.pipeline import make_dataset, resize_pair
+from fcnseg.models.precision import set_precision
+from fcnseg.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FILES = ["best.json", "best.keras", "history.csv", "metrics.json"]
@@ -39,7 +39,7 @@ import importlib, json, os, sys, time
 from pathlib import Path
 import keras, numpy as np, tensorflow as tf
 cli = importlib.import_module("fcnseg.cli")
-training = importlib.import_module("fcnseg.training")
+training = importlib.import_module("fcnseg.training.loop")
 probe_dir = Path(os.environ["PROBE_DIR"])
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 pause = float(os.environ.get("PAUSE_AT_EPOCH2", 0))
@@ -80,7 +80,7 @@ def probed(build):
 def probed_train(model, train_ds, *args, callbacks=(), **kwargs):
     return train(probed(model), train_ds, *args, callbacks=[*callbacks, Probe()], **kwargs)
 
-train, training.train = training.train, probed_train  # the CLI imports fcnseg.training's train when it runs
+train, training.train = training.train, probed_train  # the CLI imports fcnseg.training.loop's train when it runs
 sys.exit(cli.main_train(sys.argv[1:]))
 """
 

@@ -1,4 +1,4 @@
-"""Tests of fcnseg/download.py and VOC 2007's download (fcnseg.datasets.voc) against a loopback
+"""Tests of fcnseg/datasets/download.py and VOC 2007's download (fcnseg.datasets.voc) against a loopback
 HTTP server and tiny VOC-like tarballs."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcnseg import download
+from fcnseg.datasets import download
 from fcnseg.cli import main_download
 from fcnseg.datasets import load_mask, load_sample, read_split
-from fcnseg.archive import UnsafeArchiveError, safe_extract
+from fcnseg.datasets.archive import UnsafeArchiveError, safe_extract
 from fcnseg.datasets.voc import TEST_TAR, TRAINVAL_TAR, VOC2007_FILES, VOC2007_URL, download_voc2007
-from fcnseg.download import ChecksumError, download_file, file_md5
+from fcnseg.datasets.download import ChecksumError, download_file, file_md5
 
 SPLITS = {"train": ["000032", "000039"], "val": ["000033"], "test": ["000001"]}
 

@@ -1,4 +1,4 @@
-"""Tests for fcnseg.encoders, the seam between FCN and its encoder: FCN-8s on MobileNetV2
+"""Tests for fcnseg.models.encoders, the seam between FCN and its encoder: FCN-8s on MobileNetV2
 (random weights: no ImageNet download here) trains, saves and loads, predicts at the input's
 own size and freezes its blocks; `Options` checks an encoder's name and block count.
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fcnseg.datasets import SAMPLE_ROOT, load_sample, read_split
-from fcnseg.encoders import ENCODERS, MOBILENETV2, get_encoder
-from fcnseg.fcn import build_fcn, fcn_options, load_fcn, save_fcn, with_classes, with_precision
-from fcnseg.losses import make_loss
+from fcnseg.models.encoders import ENCODERS, MOBILENETV2, get_encoder
+from fcnseg.models.fcn import build_fcn, fcn_options, load_fcn, save_fcn, with_classes, with_precision
+from fcnseg.training.losses import make_loss
 from fcnseg.options import Options
 
 NUM_CLASSES = 21  # VOC's, for the shipped VOC sample

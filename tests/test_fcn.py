@@ -1,4 +1,4 @@
-"""Tests for fcnseg.fcn: any input size, the bilinear decoder, the real VGG16 weights,
+"""Tests for fcnseg.models.fcn: any input size, the bilinear decoder, the real VGG16 weights,
 skip connections, grayscale, saving and loading, FLOPs and argument errors.
 
 Models are built with the real weight file of ``FCN_BACKBONE_WEIGHTS`` and small
@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from fcnseg.fcn import (
+from fcnseg.models.fcn import (
     VGG16_NOTOP_FILE, BilinearUpsampling, bilinear_kernel, build_fcn, count_flops, load_fcn, load_fcn_weights,
 )
 
@@ -140,7 +140,7 @@ import socket, sys
 def offline(*args, **kwargs):
     raise socket.gaierror(socket.EAI_NONAME, "network disabled in this test")
 socket.getaddrinfo = offline  # offline everywhere, even where CI has internet
-from fcnseg.fcn import build_fcn
+from fcnseg.models.fcn import build_fcn
 try:
     build_fcn("fcn32s", num_classes=3, fc_units=64)
 except RuntimeError as e:

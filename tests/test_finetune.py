@@ -1,4 +1,4 @@
-"""Tests for fine-tuning onto new classes: `load_fcn(name, num_classes=k)` (`fcnseg.fcn.with_classes`,
+"""Tests for fine-tuning onto new classes: `load_fcn(name, num_classes=k)` (`fcnseg.models.fcn.with_classes`,
 `fcn_options`) and ``fcnseg-train --init-from`` onto a dataset with another number of classes."""
 
 import json
@@ -9,10 +9,10 @@ import pytest
 
 from fcnseg.cli import run_train
 from fcnseg.datasets import load_image, read_split
-from fcnseg.fcn import CLASS_LAYERS, bilinear_kernel, build_fcn, fcn_options, load_fcn, with_classes
-from fcnseg.pipeline import make_dataset
-from fcnseg.predict import predict_mask
-from fcnseg.training import train
+from fcnseg.models.fcn import CLASS_LAYERS, bilinear_kernel, build_fcn, fcn_options, load_fcn, with_classes
+from fcnseg.datasets.pipeline import make_dataset
+from fcnseg.inference.predict import predict_mask
+from fcnseg.training.loop import train
 
 SHIPPED = "camvid-fcn8s"  # 11 classes
 

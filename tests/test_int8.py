@@ -1,4 +1,4 @@
-"""Int8 inference (`fcnseg.int8`): the shipped model's int8 masks agree with float32's on the
+"""Int8 inference (`fcnseg.inference.int8`): the shipped model's int8 masks agree with float32's on the
 committed photo, through the prediction functions and ``fcnseg-predict --precision int8``; a
 program is built once per model, input size and calibration, cached on disk, and a corrupt or
 stale one is never run; a model LiteRT cannot convert, a CPU without int8 units and wrong
@@ -21,9 +21,9 @@ from PIL import Image
 
 from fcnseg import cli, int8, load_fcn, predict_mask
 from fcnseg.datasets import load_image
-from fcnseg.fcn import build_fcn
-from fcnseg.int8 import Int8Model, calibration_images, calibration_samples, cpu_has_int8_units, inference_model
-from fcnseg.pretrained import STREET_SAMPLE, street_images
+from fcnseg.models.fcn import build_fcn
+from fcnseg.inference.int8 import Int8Model, calibration_images, calibration_samples, cpu_has_int8_units, inference_model
+from fcnseg.models.pretrained import STREET_SAMPLE, street_images
 
 NAME = "camvid-fcn8s"
 PHOTO = street_images()[0]

@@ -1,4 +1,4 @@
-"""Tests for fcnseg.metrics and fcnseg.losses: hand-computed examples, an independent
+"""Tests for fcnseg.metrics and fcnseg.training.losses: hand-computed examples, an independent
 per-class implementation, the Keras metric against the NumPy scores, and void handling
 (class weights as the per-pixel weights the pipeline yields)."""
 
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from fcnseg.datasets import VOID
-from fcnseg.losses import make_loss, median_frequency_weights
+from fcnseg.training.losses import make_loss, median_frequency_weights
 from fcnseg.metrics import (
     confusion_matrix,
     frequency_weighted_iou,
@@ -16,7 +16,7 @@ from fcnseg.metrics import (
     mean_iou_metric,
     pixel_accuracy,
 )
-from fcnseg.pipeline import weigh_pixels
+from fcnseg.datasets.pipeline import weigh_pixels
 
 rng = np.random.default_rng(0)
 
@@ -217,7 +217,7 @@ def test_rare_foreground_losses_ignore_void(batch, loss, class_weights):
 @pytest.fixture(scope="module")
 def camvid_batch(camvid_root):
     """Real CamVid masks at 45x60 with their square-rooted median-frequency pixel weights, and random logits."""
-    from fcnseg.pipeline import make_dataset
+    from fcnseg.datasets.pipeline import make_dataset
 
     ds = make_dataset(camvid_root, "val", dataset="camvid", image_size=(45, 60), batch_size=4, class_weights="sqrt_median")
     _, masks, weights = (t.numpy() for t in next(iter(ds)))

@@ -25,11 +25,12 @@ import nbformat
 import pytest
 from PIL import Image
 
-from fcnseg import examples, runner, scoreboard
+from fcnseg import runner
+from fcnseg.figures import notebook_images, scores
 from fcnseg.options import ParameterError
 from fcnseg.runner import plan_run
 from fcnseg.datasets import DATASETS, read_split
-from fcnseg.pretrained import model_file, street_images
+from fcnseg.models.pretrained import model_file, street_images
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "semantic_segmentation_fcn32.ipynb"
@@ -251,7 +252,7 @@ def test_missing_voc_without_download_says_what_to_do_and_shows_the_shipped_mode
     assert not plan.has_data and plan.checkpoint == model_file(runner.OFFLINE_MODEL) and plan.dataset == "camvid"
     [line] = capsys.readouterr().out.splitlines()  # one line says why and what runs instead
     assert line.startswith("offline: voc2007 not found") and "camvid-fcn8s" in line
-    items, source = examples.inference_images(plan)
+    items, source = notebook_images.inference_images(plan)
     assert [path for _, path in items] == street_images() and "street" in source
 
 
@@ -347,11 +348,11 @@ def test_a_checkpoint_skips_training(tmp_path):
 def test_helpers_choose_examples_on_the_sample(tmp_path):
     plan = quiet(data_root=SAMPLE, quick=True, results_dir=tmp_path)
     samples = read_split(plan.data_root, "train")
-    sample, class_id = examples.find_class_example(samples, "dog")
+    sample, class_id = notebook_images.find_class_example(samples, "dog")
     assert (sample.id, plan.spec.classes[class_id]) == ("001763", "dog")
-    items, source = examples.inference_images(plan)
+    items, source = notebook_images.inference_images(plan)
     assert [i for i, _ in items] == ["001763"] and "test" in source  # no reference images in the sample
-    table = scoreboard.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
+    table = scores.score_table({"mean_iou": 0.5, "frequency_weighted_iou": None, "pixel_accuracy": 0.9})
     assert "0.67-0.72" in table and "n/a" in table
 
 

@@ -18,7 +18,7 @@ from fcnseg.cli import main_train, run_evaluate, run_train
 from fcnseg.datasets import (VOID, check_dataset, describe_dataset, folder_dataset, load_mask,
                              read_split)  # fmt: skip
 from fcnseg.options import Options
-from fcnseg.pipeline import make_dataset
+from fcnseg.datasets.pipeline import make_dataset
 
 CLASSES = ["background", "road"]
 BINARY = folder_dataset(CLASSES, mask_values={0: 0, 255: 1})

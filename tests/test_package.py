@@ -36,7 +36,7 @@ def test_imports_from_another_folder_with_its_api_and_quiets_tensorflow(tmp_path
         f"names = {list(API)!r}\n"
         "print(json.dumps({'version': fcnseg.__version__, 'missing': [n for n in names if not hasattr(fcnseg, n)],"
         " 'all': sorted(fcnseg.__all__), 'train': callable(fcnseg.train) and fcnseg.train.__module__,"
-        " 'submodules': [m for m in ('fcnseg.fcn', 'fcnseg.pipeline', 'fcnseg.training') if m in sys.modules],"
+        " 'submodules': [m for m in ('fcnseg.models.fcn', 'fcnseg.datasets.pipeline', 'fcnseg.training.loop') if m in sys.modules],"
         " 'log_level': os.environ['TF_CPP_MIN_LOG_LEVEL'], 'tensorflow': 'tensorflow' in sys.modules}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
@@ -46,8 +46,8 @@ def test_imports_from_another_folder_with_its_api_and_quiets_tensorflow(tmp_path
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info["version"] == fcnseg.__version__ != "0+unknown"
     assert info["missing"] == [] and set(API) <= set(info["all"])
-    assert info["submodules"] == ["fcnseg.fcn", "fcnseg.pipeline", "fcnseg.training"]
-    assert info["train"] == "fcnseg.training"  # the function
+    assert info["submodules"] == ["fcnseg.models.fcn", "fcnseg.datasets.pipeline", "fcnseg.training.loop"]
+    assert info["train"] == "fcnseg.training.loop"  # the function
     assert info["tensorflow"] and info["log_level"] == "1"
     for noise in ("cuInit", "absl::InitializeLog", "cudart_stub", "oneDNN custom operations"):
         assert noise not in done.stderr
@@ -163,11 +163,11 @@ def test_every_prediction_function_and_command_takes_its_defaults_from_predict_o
     import inspect
 
     from fcnseg.cli import main_evaluate, main_predict
-    from fcnseg.evaluation import evaluate
+    from fcnseg.inference.evaluation import evaluate
     from fcnseg.options import Options, PredictOptions, flag_name
-    from fcnseg.predict import predict_logits, predict_mask, predict_masks
-    from fcnseg.segment import segment_files
-    from fcnseg.video import segment_frames, segment_video
+    from fcnseg.inference.predict import predict_logits, predict_mask, predict_masks
+    from fcnseg.inference.segment import segment_files
+    from fcnseg.inference.video import segment_frames, segment_video
 
     defaults = PredictOptions().given(PredictOptions.__dataclass_fields__)
     for function in (predict_logits, predict_mask, predict_masks, segment_files, segment_video, segment_frames,
@@ -218,7 +218,7 @@ def test_a_wheel_carries_the_shipped_model_and_photos_and_loads_them_outside_the
     installed = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
                                 str(wheel)], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert installed.returncode == 0, installed.stderr
-    code = ("import fcnseg; from fcnseg.pretrained import street_images\n"
+    code = ("import fcnseg; from fcnseg.models.pretrained import street_images\n"
             "mask = fcnseg.predict_mask(fcnseg.load_fcn('camvid-fcn8s'), street_images()[0])\n"
             "print(fcnseg.__file__, mask.shape)")
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(site), "TF_CPP_MIN_LOG_LEVEL": "3"}

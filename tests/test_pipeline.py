@@ -1,4 +1,4 @@
-"""Tests for fcnseg.pipeline: resizing, augmentation alignment, batching and errors while iterating.
+"""Tests for fcnseg.datasets.pipeline: resizing, augmentation alignment, batching and errors while iterating.
 
 Real files only: CamVid (``CAMVID_ROOT``, skipped when unset), the VOC sample
 committed in data/sample, and small folder datasets written into ``tmp_path``.
@@ -15,9 +15,9 @@ import tensorflow as tf
 from PIL import Image
 
 from fcnseg.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
-from fcnseg.losses import median_frequency_weights
-from fcnseg.fcn import IMAGENET_MEAN_RGB
-from fcnseg.pipeline import augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair
+from fcnseg.training.losses import median_frequency_weights
+from fcnseg.models.fcn import IMAGENET_MEAN_RGB
+from fcnseg.datasets.pipeline import augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from fcnseg.fcn import CLASS_LAYERS, build_fcn, load_fcn, save_fcn
-from fcnseg.precision import auto_precision
+from fcnseg.models.fcn import CLASS_LAYERS, build_fcn, load_fcn, save_fcn
+from fcnseg.models.precision import auto_precision
 
 CONFIGS = [("fcn32s", "bilinear"), ("fcn32s", "notebook"), ("fcn16s", "bilinear"), ("fcn8s", "bilinear")]
 
@@ -174,9 +174,9 @@ AMX_CASES = [("fcn32s", "bilinear", 21), ("fcn32s", "notebook", 5), ("fcn16s", "
 # prints each case before it starts: a heap corruption kills the process, and the last line names the case.
 TRAIN_UNDER_BF16 = textwrap.dedent("""
     import json, sys, numpy as np, keras
-    from fcnseg.fcn import build_fcn, load_fcn
-    from fcnseg.precision import set_precision
-    from fcnseg.training import train
+    from fcnseg.models.fcn import build_fcn, load_fcn
+    from fcnseg.models.precision import set_precision
+    from fcnseg.training.loop import train
     import tensorflow as tf
     cases, out = json.loads(sys.argv[1]), sys.argv[2]
     assert set_precision("mixed_bfloat16") == "mixed_bfloat16"

@@ -1,4 +1,4 @@
-"""Tests for fcnseg.predict and fcnseg.evaluation: masks at the input's own size whatever
+"""Tests for fcnseg.inference.predict and fcnseg.inference.evaluation: masks at the input's own size whatever
 its size, channels or dtype, input_size, refusals, and scores on real CamVid and VOC."""
 
 
@@ -9,10 +9,10 @@ from PIL import Image
 
 from fcnseg.cli import main_predict
 from fcnseg.datasets import VOID, load_image, load_mask, read_split
-from fcnseg.evaluation import evaluate
-from fcnseg.fcn import build_fcn
-from fcnseg.predict import fit_pixels, predict_logits, predict_mask, predict_masks, tile_grid
-from fcnseg.pretrained import street_images
+from fcnseg.inference.evaluation import evaluate
+from fcnseg.models.fcn import build_fcn
+from fcnseg.inference.predict import fit_pixels, predict_logits, predict_mask, predict_masks, tile_grid
+from fcnseg.models.pretrained import street_images
 
 import reference
 

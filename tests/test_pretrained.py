@@ -13,7 +13,7 @@ from PIL import Image
 
 from fcnseg import cli, load_fcn, predict_mask
 from fcnseg.datasets import get_spec, load_image
-from fcnseg.pretrained import MODELS_DIR, available_models, model_card, model_file, shipped_name, street_images
+from fcnseg.models.pretrained import MODELS_DIR, available_models, model_card, model_file, shipped_name, street_images
 
 NAME = "camvid-fcn8s"
 REPO = Path(__file__).resolve().parents[1]
@@ -83,8 +83,8 @@ def test_results_metrics_are_a_rescoring_of_it_on_camvid_test(camvid_root):
 
 
 def test_save_pretrained_packages_a_run_with_float16_weights(tmp_path):
-    from fcnseg.fcn import build_fcn, save_fcn
-    from fcnseg.record import save_pretrained
+    from fcnseg.models.fcn import build_fcn, save_fcn
+    from fcnseg.training.record import save_pretrained
 
     run = tmp_path / "run"
     model = build_fcn("fcn8s", num_classes=11, fc_units=16, backbone_weights=None)

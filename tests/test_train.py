@@ -1,4 +1,4 @@
-"""Tests for fcnseg.training and fcnseg.files: short real training runs on CamVid frames
+"""Tests for fcnseg.training.loop and fcnseg.files: short real training runs on CamVid frames
 (64x96, batch 2, three batches per epoch) with the real VGG16 weights."""
 
 import csv
@@ -20,12 +20,12 @@ import tensorflow as tf
 from fcnseg.cli import run_evaluate as evaluate_run
 from fcnseg.cli import run_train as run
 from fcnseg.datasets import load_image, load_mask, read_split
-from fcnseg.fcn import build_fcn, load_fcn
+from fcnseg.models.fcn import build_fcn, load_fcn
 from fcnseg.files import atomic_path, write_json
-from fcnseg.pipeline import make_dataset
-from fcnseg.predict import predict_logits, predict_mask
-from fcnseg.precision import set_precision
-from fcnseg.training import train
+from fcnseg.datasets.pipeline import make_dataset
+from fcnseg.inference.predict import predict_logits, predict_mask
+from fcnseg.models.precision import set_precision
+from fcnseg.training.loop import train
 
 import reference
 
@@ -280,9 +280,9 @@ import json, os, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from fcnseg.fcn import build_fcn
-from fcnseg.pipeline import make_dataset
-from fcnseg.training import train
+from fcnseg.models.fcn import build_fcn
+from fcnseg.datasets.pipeline import make_dataset
+from fcnseg.training.loop import train
 
 out = sys.argv[1]
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -366,7 +366,7 @@ def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(smal
     root = small_camvid
     expected_precision = auto_precision
     calls = []  # (strategy given, the model's strategy, the training dataset, the starting score_fr kernel)
-    module = importlib.import_module("fcnseg.training")
+    module = importlib.import_module("fcnseg.training.loop")
 
     def recording_train(model, train_ds, *args, strategy=None, **kwargs):
         started = []
@@ -380,7 +380,7 @@ def test_cli_trains_both_stages_scores_and_continues_a_finished_first_stage(smal
         calls.append((strategy, history.model.distribute_strategy, train_ds, *started))
         return history
 
-    monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.training's train when it runs
+    monkeypatch.setattr(module, "train", recording_train)  # the CLI imports fcnseg.training.loop's train when it runs
     common = ["--recipe", "camvid", "--root", str(root), "--image-size", "64", "96", "--batch-size", "2",
               "--epochs", "1", "--backbone-weights", str(vgg_weights), "--input-size", "90", "120"]  # fmt: skip
     out = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""fc6/fc7 from VGG16's classifier (fcnseg.vgg_fc and build_fcn(fc_weights=...)).
+"""fc6/fc7 from VGG16's classifier (fcnseg.models.vgg_fc and build_fcn(fc_weights=...)).
 
 The conversion is proved, not just shaped: a VGG16 with its classifier and
 random (seeded) weights is saved to a file, and the FCN built from that file
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from keras import layers
 
-from fcnseg.fcn import build_fcn
-from fcnseg.vgg_fc import FULL_WEIGHTS_ENV, check_fc_shape, fc_kernels, resolve_fc_weights
+from fcnseg.models.fcn import build_fcn
+from fcnseg.models.vgg_fc import FULL_WEIGHTS_ENV, check_fc_shape, fc_kernels, resolve_fc_weights
 
 
 @pytest.fixture(scope="module")

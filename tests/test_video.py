@@ -1,4 +1,4 @@
-"""Tests for fcnseg.video and the video side of fcnseg-predict: overlay videos at the input's size,
+"""Tests for fcnseg.inference.video and the video side of fcnseg-predict: overlay videos at the input's size,
 frame count and frame rate whose frames are `overlay(frame, predict_mask(model, frame))`, class
 ids exactly, test-time options, unreadable and empty videos, kept outputs, an interrupted run;
 and the photo side of prediction: EXIF orientation, the warning for float images in [0, 1].
@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-import fcnseg.fcn
+import fcnseg.models.fcn
 from fcnseg.cli import main_evaluate, main_predict
 from fcnseg.datasets import get_spec, load_image
-from fcnseg.fcn import build_fcn, load_fcn
-from fcnseg.predict import predict_mask
-from fcnseg.segment import segment_files
-from fcnseg.video import open_video, segment_video
-from fcnseg.viz import colorize, overlay
+from fcnseg.models.fcn import build_fcn, load_fcn
+from fcnseg.inference.predict import predict_mask
+from fcnseg.inference.segment import segment_files
+from fcnseg.inference.video import open_video, segment_video
+from fcnseg.figures.viz import colorize, overlay
 
 import reference
 
@@ -169,8 +169,8 @@ def test_predict_and_evaluate_run_the_model_at_the_precision_asked(model_file, c
         asked.append(precision)
         return real(path, precision=precision)
 
-    real = fcnseg.fcn.load_fcn
-    monkeypatch.setattr(fcnseg.fcn, "load_fcn", spy)
+    real = fcnseg.models.fcn.load_fcn
+    monkeypatch.setattr(fcnseg.models.fcn, "load_fcn", spy)
     assert main_predict([str(model_file), str(clip), "--out", str(tmp_path), "--quiet"]) == 0
     assert main_predict([str(model_file), str(clip), "--out", str(tmp_path), "--quiet", "--precision", "float32"]) == 0
     # the model is loaded before the data is looked for; the missing data is then a one-line error

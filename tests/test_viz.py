@@ -1,4 +1,4 @@
-"""Tests for fcnseg.viz: colour masks, overlays and headless figures (fast, no TensorFlow).
+"""Tests for fcnseg.figures.viz: colour masks, overlays and headless figures (fast, no TensorFlow).
 
 The real PASCAL VOC example 001763 is used when ``VOC_ROOT`` points at
 ``.../VOCdevkit/VOC2007``; those tests are skipped otherwise.
@@ -21,7 +21,7 @@ from fcnseg.datasets import (
     load_image,
     load_mask,
 )
-from fcnseg.viz import (
+from fcnseg.figures.viz import (
     VOID_COLOR,
     add_legend,
     class_mask_overlay,
@@ -31,7 +31,7 @@ from fcnseg.viz import (
     save_figure,
     show_predictions,
 )
-from fcnseg.plots import plot_confusion_matrix, plot_history, plot_iou_per_class
+from fcnseg.figures.plots import plot_confusion_matrix, plot_history, plot_iou_per_class
 
 EXAMPLE_ID = "001763"  # dog and cat on a sofa: classes 0, 8, 12, 18, 20 and void
 

@@ -1,4 +1,4 @@
-"""PASCAL VOC 2012 and SBD (fcnseg.datasets.voc, fcnseg.download): train_aug, SBD's .mat masks, download and CLI.
+"""PASCAL VOC 2012 and SBD (fcnseg.datasets.voc, fcnseg.datasets.download): train_aug, SBD's .mat masks, download and CLI.
 
 The tarballs are built here in the real layouts (VOCdevkit/VOC2012 with JPEGs and
 palette PNGs; benchmark_RELEASE/dataset with SBD's GTcls .mat files written by
@@ -17,12 +17,12 @@ import pytest
 import scipy.io
 import scipy.sparse
 
-from fcnseg.archive import safe_extract
+from fcnseg.datasets.archive import safe_extract
 from fcnseg.cli import main_download
 from fcnseg.datasets import available_splits, check_samples, load_mask, load_sample, read_split
 from fcnseg.datasets.voc import SBD_ENV, SBD_TGZ, VOC2012_FILES, VOC2012_TAR, download_voc2012, train_aug_ids
-from fcnseg.download import ChecksumError, file_md5
-from fcnseg.pipeline import make_dataset
+from fcnseg.datasets.download import ChecksumError, file_md5
+from fcnseg.datasets.pipeline import make_dataset
 from test_download import _write_sample, server  # noqa: F401  (server is a fixture; it serves `tarballs` below)
 
 VOC = {"train": ["2007_000032", "2008_000002"], "val": ["2007_000033", "2008_000003"]}
@@ -212,7 +212,7 @@ def test_download_voc2012_bad_checksum_leaves_nothing(server, tarballs, tmp_path
 
 
 def test_official_files_and_mirror_urls():
-    from fcnseg.download import source_url
+    from fcnseg.datasets.download import source_url
 
     assert VOC2012_FILES[VOC2012_TAR] == (
         "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",

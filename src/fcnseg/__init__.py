@@ -17,15 +17,14 @@ process: each name below loads its submodule (and TensorFlow, where needed)
 when first used. Call `quiet_tensorflow` first to hide TensorFlow's start-up
 lines in a notebook.
 
-Submodules hold the rest: `fcnseg.datasets`, `fcnseg.pipeline`, `fcnseg.fcn`,
-`fcnseg.losses`, `fcnseg.metrics`, `fcnseg.precision`, `fcnseg.training`, `fcnseg.evaluation`,
-`fcnseg.predict`, `fcnseg.int8` (int8 inference), `fcnseg.segment`, `fcnseg.video`, `fcnseg.export`, `fcnseg.viz`,
-`fcnseg.plots`, `fcnseg.download`, `fcnseg.options` (every option of a run),
-`fcnseg.recipes`, `fcnseg.runner` (one run from options to scores, for the
-notebook and ``fcnseg-train``), `fcnseg.record` (``metrics.json``), `fcnseg.scoreboard`
-(the score table), `fcnseg.examples` (the images the notebook shows), `fcnseg.pretrained` (the shipped
-models), `fcnseg.cli`
-(the command lines).
+The folders follow the path an image takes: `fcnseg.datasets` (the datasets, their
+``tf.data`` pipeline and downloads), `fcnseg.models` (FCN, its encoders, dtype policies, the
+shipped models), `fcnseg.training` (the training loop, losses, ``tf.distribute``, a run's
+record), `fcnseg.inference` (prediction at the input's own resolution, files, videos, int8,
+scoring) and `fcnseg.figures` (overlays and plots). Beside them: `fcnseg.options` (every
+option, declared once), `fcnseg.recipes`, `fcnseg.runner` (one run from a recipe to its
+scores, for the notebook and ``fcnseg-train``), `fcnseg.metrics`, `fcnseg.export`,
+`fcnseg.cli` (the command lines) and the shared `fcnseg.checks`, `fcnseg.files`, `fcnseg.quiet`.
 """
 
 import importlib
@@ -35,24 +34,24 @@ from importlib.metadata import PackageNotFoundError, version
 _HOMES = {
     "datasets": ("SAMPLE_ROOT", "DatasetSpec", "check_dataset", "describe_dataset", "folder_dataset", "get_spec",
                  "load_image", "load_mask", "read_split"),
-    "evaluation": ("evaluate",),
-    "export": ("export_model",),
-    "fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),
-    "int8": ("int8_model",),
+    "datasets.pipeline": ("make_dataset",),
+    "models.fcn": ("build_fcn", "count_flops", "load_fcn", "load_fcn_weights", "save_fcn"),
+    "models.precision": ("set_precision",),
+    "training.loop": ("train",),
     "metrics": ("confusion_matrix", "frequency_weighted_iou", "iou_per_class", "mean_iou",
                 "mean_iou_metric", "pixel_accuracy"),
-    "options": ("Options",),
-    "pipeline": ("make_dataset",),
-    "precision": ("set_precision",),
-    "predict": ("predict_logits", "predict_mask", "predict_masks"),
-    "quiet": ("quiet_tensorflow",),
+    "inference.predict": ("predict_logits", "predict_mask", "predict_masks"),
+    "inference.int8": ("int8_model",),
+    "inference.segment": ("segment_files",),
+    "inference.video": ("segment_video",),
+    "inference.evaluation": ("evaluate",),
+    "figures.viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
+    "figures.plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),
+    "export": ("export_model",),
+    "options": ("Options", "PredictOptions"),
     "recipes": ("RECIPES", "recipe"),
     "runner": ("RunPlan", "plan_run", "run"),
-    "segment": ("segment_files",),
-    "video": ("segment_video",),
-    "training": ("train",),
-    "viz": ("class_mask_overlay", "colorize", "overlay", "save_figure", "show_predictions"),
-    "plots": ("plot_confusion_matrix", "plot_history", "plot_iou_per_class"),
+    "quiet": ("quiet_tensorflow",),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 

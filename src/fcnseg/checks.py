@@ -26,16 +26,16 @@ DECODERS = ("bilinear", "notebook")
 LOSSES = ("sparse_ce", "bce", "dice", "dice_ce", "focal")
 SCHEDULES = ("plateau", "poly", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-# What prediction runs at: a Keras policy (set on loading), or a calibrated int8 LiteRT program (`fcnseg.int8`).
+# What prediction runs at: a Keras policy (set on loading), or a calibrated int8 LiteRT program (`fcnseg.inference.int8`).
 INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
-STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.distribute.make_strategy
+STRATEGIES = ("none", "mirrored", "multiworker")  # tf.distribute: fcnseg.training.distribute.make_strategy
 CLASS_WEIGHTINGS = ("median", "sqrt_median")  # computed from the training split's pixels
 EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")
 QUANTIZATIONS = ("float16", "dynamic_range")  # LiteRT post-training quantization (`litert` export kwargs)
-VIDEO_OUTPUTS = ("overlays", "colored", "masks")  # what `fcnseg.video.segment_video` writes per video
+VIDEO_OUTPUTS = ("overlays", "colored", "masks")  # what `fcnseg.inference.video.segment_video` writes per video
 MASK_FORMATS = ("png", "mkv")  # its class ids: a PNG per frame, or one lossless video
 # How an input over the pixel budget of prediction is run: scaled down to fit, or cut into tiles
-# (`fcnseg.predict.fit_input` says which is the default, `fcnseg.options.PredictOptions`, and why).
+# (`fcnseg.inference.predict.fit_input` says which is the default, `fcnseg.options.PredictOptions`, and why).
 OVERSIZE = ("downscale", "tiles")
 
 
@@ -92,7 +92,7 @@ def size_hw(name: str, value) -> tuple[int, int]:
 
 
 def check_architecture(variant: str, decoder: str = "bilinear") -> None:
-    """`ValueError` unless `variant` and `decoder` name an FCN that `fcnseg.fcn.build_fcn` builds.
+    """`ValueError` unless `variant` and `decoder` name an FCN that `fcnseg.models.fcn.build_fcn` builds.
 
     >>> check_architecture("fcn8s", "notebook")
     Traceback (most recent call last):

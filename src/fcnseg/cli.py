@@ -69,8 +69,8 @@ def _one_line_warning(message, category, *where) -> None:
 
 
 def add_prediction_flags(p: argparse.ArgumentParser, which=()) -> None:
-    """``--input-size``, ``--scales``, ``--flip`` (how `fcnseg.predict.predict_logits` runs the model),
-    ``--precision`` and ``--calibration`` (the policy `fcnseg.fcn.load_fcn` loads the model at, or int8),
+    """``--input-size``, ``--scales``, ``--flip`` (how `fcnseg.inference.predict.predict_logits` runs the model),
+    ``--precision`` and ``--calibration`` (the policy `fcnseg.models.fcn.load_fcn` loads the model at, or int8),
     and the `fcnseg.options.PredictOptions` named in `which`."""
     options.add_flags(p, (*options.TEST_TIME, *which, "precision", "calibration"), declared=options.PredictOptions)
 
@@ -88,7 +88,7 @@ def _parse_prediction(p: argparse.ArgumentParser, argv) -> tuple:
 def _loaded(model: str, run) -> tuple:
     """``(model, precision kwargs)``: the model loaded at ``run.precision``'s policy, and what the
     prediction functions need for int8."""
-    from fcnseg.fcn import load_fcn
+    from fcnseg.models.fcn import load_fcn
 
     if run.precision == "int8":
         return load_fcn(model), {"precision": "int8", "calibration": run.calibration}
@@ -180,7 +180,7 @@ def run_evaluate(argv=None) -> dict:
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
     args, run = _parse_prediction(p, argv)
     _start_tensorflow()
-    from fcnseg.evaluation import evaluate
+    from fcnseg.inference.evaluation import evaluate
     from fcnseg.files import write_json
 
     split = {"split": args.split} if hasattr(args, "split") else {}
@@ -229,7 +229,7 @@ def main_predict(argv=None) -> int:
     args, run = _parse_prediction(p, argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
-    from fcnseg.segment import segment_files
+    from fcnseg.inference.segment import segment_files
 
     model, int8 = _loaded(args.model, run)
     test_time = run.given((*options.TEST_TIME, "max_pixels", "oversize", "alpha", "batch_size"))
@@ -264,7 +264,7 @@ def main_export(argv=None) -> int:
     args = p.parse_args(argv)
     _start_tensorflow()
     from fcnseg.export import export_model
-    from fcnseg.fcn import load_fcn
+    from fcnseg.models.fcn import load_fcn
 
     path = export_model(load_fcn(args.model), args.out, format=args.format, input_size=args.input_size,
                         quantize=args.quantize, overwrite=args.overwrite)  # fmt: skip

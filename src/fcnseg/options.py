@@ -31,10 +31,10 @@ from fcnseg.checks import (CLASS_WEIGHTINGS, DECODERS, INFERENCE_PRECISIONS, LOS
                            positive_number, size_hw, unit_interval)  # fmt: skip
 from fcnseg.datasets import DATASETS, FOLDER_DATASET, DatasetSpec, get_spec, own_dataset
 from fcnseg.datasets.folders import class_names, mask_value_pairs
-from fcnseg.encoders import ENCODERS, get_encoder
+from fcnseg.models.encoders import ENCODERS, get_encoder
 
 STEPS = ("build_fcn", "make_dataset", "train", "evaluate", "run", "predict")
-TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.predict`)
+TEST_TIME = ("input_size", "scales", "flip")  # how every prediction runs the model (`fcnseg.inference.predict`)
 
 
 class ParameterError(ValueError):
@@ -264,7 +264,7 @@ class Options:
     decoder: str = option("bilinear", "build_fcn", "FCN-32s decoder: the paper's bilinear upsampling or the "
                           "reference notebook's BatchNorm deconvolutions", check=_choice(DECODERS),
                           choices=DECODERS)  # fmt: skip
-    encoder: str = option("vgg16", "build_fcn", "encoder network (fcnseg.encoders)", check=_choice(tuple(ENCODERS)),
+    encoder: str = option("vgg16", "build_fcn", "encoder network (fcnseg.models.encoders)", check=_choice(tuple(ENCODERS)),
                           choices=tuple(ENCODERS))  # fmt: skip
     backbone_weights: str | None = option(
         "imagenet", "build_fcn", "encoder weights: imagenet (for vgg16 the file FCN_BACKBONE_WEIGHTS names when set), "

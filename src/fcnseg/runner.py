@@ -2,7 +2,7 @@
 that ``fcnseg-train`` and the notebook both take.
 
 `plan_run` checks every option and setting at once (`ParameterError` naming the
-bad one), finds the data (`fcnseg.locate.find_data`), and resolves the encoder
+bad one), finds the data (`fcnseg.datasets.find_data.find_data`), and resolves the encoder
 weights, the splits and the encoder's label; the `RunPlan` it returns does each
 step: `RunPlan.datasets`, `~RunPlan.build_model`, `~RunPlan.train`,
 `~RunPlan.evaluate` and `~RunPlan.write_metrics`. The notebook calls them cell
@@ -10,7 +10,7 @@ by cell; `run` calls them in a row. A two-stage recipe (`fcnseg.recipes.stages`)
 is one plan: its `~RunPlan.train` trains the first stage into ``run_dir/stage1``,
 then the second from its best epoch into ``run_dir``. Where the recipe's data or encoder weights
 cannot be had (offline, nothing downloaded yet), the plan is *offline*: it says
-why in one line and points at a shipped model (`fcnseg.pretrained`), which the
+why in one line and points at a shipped model (`fcnseg.models.pretrained`), which the
 notebook shows on the bundled street photos.
 
 >>> plan = plan_run(recipe="camvid", overrides={"epochs": 40}, data_root="data/camvid")  # doctest: +SKIP
@@ -30,11 +30,11 @@ from pathlib import Path
 from fcnseg import recipes
 from fcnseg.checks import STRATEGIES, flag, one_of
 from fcnseg.datasets import FOLDER_DATASET, available_splits, get_spec, read_split
-from fcnseg.fcn import imagenet_weights_problem, resolve_backbone_weights
-from fcnseg.locate import find_data, smoke_banner
+from fcnseg.models.fcn import imagenet_weights_problem, resolve_backbone_weights
+from fcnseg.datasets.find_data import find_data, smoke_banner
 from fcnseg.options import TEST_TIME, Options, ParameterError
-from fcnseg.pretrained import model_card, model_file, shipped_name
-from fcnseg.record import encoder_label, logged_epochs
+from fcnseg.models.pretrained import model_card, model_file, shipped_name
+from fcnseg.training.record import encoder_label, logged_epochs
 
 DEFAULT_RESULTS = "results"
 # What quick mode (a smoke test of every step) changes; overrides still win.
@@ -121,7 +121,7 @@ class RunPlan:
         """``(train_ds, val_ds)`` from `make_dataset`: the training split augmented and with
         the class weights, the validation split plain; cut to `steps` batches in quick mode
         (and then not cached)."""
-        from fcnseg.pipeline import make_dataset
+        from fcnseg.datasets.pipeline import make_dataset
 
         data = {"dataset": self.spec, "cache": not self.steps, "seed": self.options.seed,
                 **self.options.step("make_dataset")}  # fmt: skip
@@ -137,8 +137,8 @@ class RunPlan:
         (`init_from` with new class layers when the dataset has another number of classes)."""
         import keras
 
-        from fcnseg.fcn import build_fcn, load_fcn
-        from fcnseg.precision import set_precision
+        from fcnseg.models.fcn import build_fcn, load_fcn
+        from fcnseg.models.precision import set_precision
 
         keras.utils.set_random_seed((self.first_stage or self.options).seed)
         precision = set_precision(self.options.precision)
@@ -150,13 +150,13 @@ class RunPlan:
 
     def train(self, model, train_ds, val_ds, *, strategy=None, verbose=2) -> float | None:
         """Train `model` (under a `strategy`: a function that builds it, such as
-        `build_model`) into `run_dir` with `fcnseg.training.train`. A two-stage recipe first
+        `build_model`) into `run_dir` with `fcnseg.training.loop.train`. A two-stage recipe first
         trains `model` into ``run_dir/stage1`` (unless that stage is `finished`), then this plan's
         datasets from the first stage's best epoch. Returns the training time in seconds: that of
         every epoch in `history_files`, so a run resumed across processes counts all of them (None
         on a multi-worker run's other workers, which log no epochs)."""
-        from fcnseg.distribute import is_chief
-        from fcnseg.training import train
+        from fcnseg.training.distribute import is_chief
+        from fcnseg.training.loop import train
 
         first = self.first
         if first is not None:
@@ -171,19 +171,19 @@ class RunPlan:
 
     def trained_model(self):
         """The model to score: the checkpoint, else the best epoch of the training (``run_dir/best.keras``)."""
-        from fcnseg.fcn import load_fcn
+        from fcnseg.models.fcn import load_fcn
 
         return load_fcn(self.checkpoint or self.run_dir / "best.keras")
 
     def evaluate(self, model) -> dict:
-        """`fcnseg.evaluation.evaluate` of `model` on the evaluation split, with the evaluation options."""
-        from fcnseg.evaluation import evaluate
+        """`fcnseg.inference.evaluation.evaluate` of `model` on the evaluation split, with the evaluation options."""
+        from fcnseg.inference.evaluation import evaluate
 
         return evaluate(model, self.data_root, self.eval_split, dataset=self.spec, **self.options.step("evaluate"))
 
     def write_metrics(self, scores: dict, **extra) -> dict:
-        """``results_dir/metrics.json`` (`fcnseg.record.write_metrics`) with this run's parameters."""
-        from fcnseg.record import write_metrics
+        """``results_dir/metrics.json`` (`fcnseg.training.record.write_metrics`) with this run's parameters."""
+        from fcnseg.training.record import write_metrics
 
         return write_metrics(self.results_dir / "metrics.json", scores, parameters=self.parameters,
                              encoder=self.encoder, run_dir=self.run_dir, smoke_test=self.smoke_test,
@@ -194,7 +194,7 @@ class RunPlan:
     @property
     def parameters(self) -> dict:
         """Everything this run used (the precision policy resolved), for ``metrics.json``."""
-        from fcnseg.precision import resolve_precision
+        from fcnseg.models.precision import resolve_precision
 
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("options", "encoder")}
         if self.first_stage is not None:  # what the first stage did otherwise
@@ -406,7 +406,7 @@ def run(*, strategy: str = "none", **params) -> dict:
     >>> metrics = run(recipe="camvid", overrides={"epochs": 40}, results_dir="runs/camvid_fcn8s")  # doctest: +SKIP
     >>> metrics["mean_iou"]                                                                      # doctest: +SKIP
     """
-    from fcnseg.distribute import is_chief, make_strategy
+    from fcnseg.training.distribute import is_chief, make_strategy
 
     distribute = make_strategy(strategy)  # first: TensorFlow must not have run anything yet
     plan = plan_run(strategy=strategy, **params)

@@ -1,6 +1,6 @@
 """One pass over a split's masks: `check_dataset` stops on what would make training drop
 pixels silently (a mask value that is no class, a mask not its image's size, a class that
-never appears where void stands in for it, as when masks of 0 and 255 are read as class ids), and `describe_dataset` says what the masks hold. `fcnseg.pipeline.make_dataset` runs
+never appears where void stands in for it, as when masks of 0 and 255 are read as class ids), and `describe_dataset` says what the masks hold. `fcnseg.datasets.pipeline.make_dataset` runs
 the check on every split it reads; a scan is kept while no file of the split changes.
 
 >>> from fcnseg.datasets import SAMPLE_ROOT

@@ -26,11 +26,11 @@ Layout (what `download_voc2012` writes; ``root`` is what you pass as the dataset
 SBD is also found where ``SBD_ROOT`` points, or at mmsegmentation's
 ``VOCdevkit/VOCaug/dataset``.
 
->>> from fcnseg.pipeline import make_dataset
+>>> from fcnseg.datasets.pipeline import make_dataset
 >>> train_ds = make_dataset("data", "train_aug", dataset="voc2012", augment=True)  # doctest: +SKIP
 
 Downloads (`download_voc2007`, `download_voc2012`: the official tarballs, md5-checked and
-resumed by `fcnseg.download`) are skipped when the data is there: every file its splits list
+resumed by `fcnseg.datasets.download`) are skipped when the data is there: every file its splits list
 (`DatasetSpec.problem`, the check a run makes too).
 
 >>> voc = download_voc2007("data")                     # doctest: +SKIP
@@ -49,7 +49,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from fcnseg.datasets.spec import VOID, DatasetSpec, Layout, Sample, list_ids, unknown_split, voc_palette
-from fcnseg.download import fetch_and_unpack
+from fcnseg.datasets.download import fetch_and_unpack
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",

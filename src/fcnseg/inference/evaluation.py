@@ -1,6 +1,6 @@
 """Score a model on a dataset split at each image's original resolution.
 
->>> from fcnseg.evaluation import evaluate
+>>> from fcnseg.inference.evaluation import evaluate
 >>> scores = evaluate(model, split="test", dataset="camvid")   # doctest: +SKIP
 >>> scores["mean_iou"], scores["iou_per_class"]["Road"]         # doctest: +SKIP
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from fcnseg.datasets import default_root, get_spec, load_sample, read_split
-from fcnseg.int8 import inference_model
+from fcnseg.inference.int8 import inference_model
 from fcnseg.metrics import confusion_matrix, summarize
 from fcnseg.options import Options
-from fcnseg.predict import DEFAULTS, predict_masks
+from fcnseg.inference.predict import DEFAULTS, predict_masks
 
 
 def evaluate(
@@ -40,13 +40,13 @@ def evaluate(
     `split` defaults to the dataset's evaluation split (VOC: val, CamVid: test).
     Predictions are made at the image's own size (or at ``input_size`` with
     logits resized back), so the score is at the original resolution with void
-    ignored. Test-time augmentation (see `fcnseg.predict.predict_logits`):
+    ignored. Test-time augmentation (see `fcnseg.inference.predict.predict_logits`):
     ``scales=(1.0, 1.25)`` averages the logits of the image run at each scale,
     ``flip=True`` those of the mirrored image too. Returns
     ``mean_iou``, ``frequency_weighted_iou``, ``pixel_accuracy``,
     ``iou_per_class`` (name -> IoU or None), the confusion matrix, and how many
     images were scored. ``precision="int8"`` scores the model's int8 programs calibrated on
-    `calibration` (see `fcnseg.int8`; CamVid at its one frame size needs one program).
+    `calibration` (see `fcnseg.inference.int8`; CamVid at its one frame size needs one program).
 
     >>> evaluate(load_fcn("camvid-fcn8s"), dataset="camvid", precision="int8")["mean_iou"]  # doctest: +SKIP
     """

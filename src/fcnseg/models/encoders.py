@@ -36,7 +36,7 @@ VGG16_WEIGHTS_ENV = "FCN_BACKBONE_WEIGHTS"  # a VGG16 no-top file that replaces 
 
 @dataclasses.dataclass(frozen=True)
 class Encoder:
-    """One encoder network (see the module's docstring), as `fcnseg.fcn.build_fcn` uses it.
+    """One encoder network (see the module's docstring), as `fcnseg.models.fcn.build_fcn` uses it.
 
     Attributes:
         name: its name in `ENCODERS`, ``Options.encoder`` and ``fcnseg-train --encoder``.
@@ -45,7 +45,7 @@ class Encoder:
         blocks: how many blocks ``frozen_blocks`` counts in.
         block_of: a layer's name -> its block (1..blocks), None for layers outside the encoder.
         preprocess: a tensor of RGB 0..255 images -> the encoder's input, by one float32 layer
-            whose name ends in ``_preprocess`` (`fcnseg.fcn.with_precision` keeps it float32).
+            whose name ends in ``_preprocess`` (`fcnseg.models.fcn.with_precision` keeps it float32).
         notop_file: the name of its ImageNet weights without the classifier in Keras' cache.
         layout: what a weight file of it holds, for the error when one does not fit.
         weights_env: the environment variable whose file replaces ``"imagenet"``, or None.
@@ -137,7 +137,7 @@ def _mobilenetv2_block(name: str) -> int | None:
 
 def _vgg16_preprocess(images):
     """BGR with the ImageNet mean subtracted (Keras' caffe mode)."""
-    from fcnseg.fcn import VGGPreprocess  # here, not above: fcnseg.fcn imports this module
+    from fcnseg.models.fcn import VGGPreprocess  # here, not above: fcnseg.models.fcn imports this module
 
     return VGGPreprocess(name="vgg_preprocess")(images)
 
@@ -150,8 +150,8 @@ def _mobilenetv2_preprocess(images):
 
 
 def _vgg16_fc_init(fc_weights, fc_kernel_size: int, fc_units: int):
-    """fc6/fc7 from VGG16's fc1/fc2 (`fcnseg.vgg_fc`), once their shapes are checked."""
-    from fcnseg.vgg_fc import check_fc_shape, fc_kernels  # imports Keras
+    """fc6/fc7 from VGG16's fc1/fc2 (`fcnseg.models.vgg_fc`), once their shapes are checked."""
+    from fcnseg.models.vgg_fc import check_fc_shape, fc_kernels  # imports Keras
 
     check_fc_shape(fc_kernel_size, fc_units)
     return fc_kernels(fc_weights)
@@ -184,7 +184,7 @@ def get_encoder(encoder: str | Encoder) -> Encoder:
         return ENCODERS[encoder]
     except (KeyError, TypeError):
         raise ValueError(f"Unknown encoder {encoder!r}: use one of {', '.join(map(repr, ENCODERS))} "
-                         "or an fcnseg.encoders.Encoder.") from None  # fmt: skip
+                         "or an fcnseg.models.encoders.Encoder.") from None  # fmt: skip
 
 
 def encoder_of(layer_names) -> Encoder:

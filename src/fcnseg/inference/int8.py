@@ -43,9 +43,9 @@ import numpy as np
 from fcnseg.checks import check_calibration
 from fcnseg.datasets import DATASETS, IMAGE_SUFFIXES, default_root, read_split, spec_for_classes
 from fcnseg.files import atomic_path, keras_home, write_json
-from fcnseg.inputs import find_inputs, prepare_image
-from fcnseg.precision import cpu_features
-from fcnseg.pretrained import STREET_SAMPLE
+from fcnseg.inference.inputs import find_inputs, prepare_image
+from fcnseg.models.precision import cpu_features
+from fcnseg.models.pretrained import STREET_SAMPLE
 from fcnseg.quiet import filtered_stderr
 
 CALIBRATION_SAMPLES = 32  # representative images the converter runs the float32 model on
@@ -267,7 +267,7 @@ def build_program(model, size, samples) -> bytes:
     import tensorflow as tf
 
     from fcnseg.export import serving_model
-    from fcnseg.fcn import with_precision
+    from fcnseg.models.fcn import with_precision
 
     float32 = with_precision(keras.models.clone_model(model), "float32")
     float32.set_weights(model.get_weights())
@@ -310,7 +310,7 @@ def load_program(content: bytes):
 
 def cpu_has_int8_units(features: dict | None = None) -> bool | None:
     """Whether the CPU has an int8 dot-product unit (`INT8_CPU_FEATURES`), from `features`
-    (default: `fcnseg.precision.cpu_features`, NumPy's detection); None where nothing is known.
+    (default: `fcnseg.models.precision.cpu_features`, NumPy's detection); None where nothing is known.
 
     >>> cpu_has_int8_units({"AVX2": True, "AVX512VNNI": False}), cpu_has_int8_units({"ASIMDDP": True})
     (False, True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fcnseg.datasets import VOID, Sample, available_splits, data_problem, get_spec, load_mask, read_split
-from fcnseg.pretrained import street_images
+from fcnseg.models.pretrained import street_images
 
 
 def find_class_example(samples: list[Sample], class_name: str | None = None, dataset="voc2007", *,

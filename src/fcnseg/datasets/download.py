@@ -8,7 +8,7 @@ there, and its extraction is not all-or-nothing. Here:
 - `download_file`: one URL to one file, resumed after an interruption (HTTP
   ``Range``), md5-verified before it gets its final name (progress: `keras.utils.Progbar`).
 - `fetch_and_unpack`: the official tarballs (or a mirror's, `source_url`), each skipped
-  when what it holds is there, unpacked with `fcnseg.archive.safe_extract` (the standard
+  when what it holds is there, unpacked with `fcnseg.datasets.archive.safe_extract` (the standard
   library's ``filter="data"``, all or nothing).
 
 >>> download_file("https://example.org/data.tar", "data/downloads/data.tar")  # doctest: +SKIP
@@ -29,7 +29,7 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Callable, Collection, Mapping
 
-from fcnseg.archive import safe_extract
+from fcnseg.datasets.archive import safe_extract
 
 
 class ChecksumError(ValueError):

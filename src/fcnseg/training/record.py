@@ -14,11 +14,11 @@ import json
 import shutil
 from pathlib import Path
 
-from fcnseg.encoders import get_encoder
+from fcnseg.models.encoders import get_encoder
 from fcnseg.files import portable_path, write_json
-from fcnseg.pretrained import MODEL_FILE, shipped_name
+from fcnseg.models.pretrained import MODEL_FILE, shipped_name
 from fcnseg.recipes import HISTORIES
-from fcnseg.scoreboard import REFERENCE
+from fcnseg.figures.scores import REFERENCE
 
 PATHS = ("data_root", "init_from", "checkpoint", "results_dir", "run_dir", "backbone_weights")
 
@@ -30,7 +30,7 @@ def write_metrics(path, scores: dict, *, parameters: dict, encoder: str, train_s
     Keys: ``parameters`` (the recipe's options and the run's settings, paths
     recorded portably), ``encoder_weights`` (in words), ``train_seconds``,
     ``best_checkpoint`` (the run's ``best.json``: score and epoch, or None),
-    the scores of `fcnseg.evaluation.evaluate`, the reference's figure, then `extra`.
+    the scores of `fcnseg.inference.evaluation.evaluate`, the reference's figure, then `extra`.
 
     >>> write_metrics("runs/x/metrics.json", scores, parameters={"epochs": 1}, encoder="random")  # doctest: +SKIP
     """
@@ -61,7 +61,7 @@ def logged_epochs(history_csv) -> list[dict[str, str]]:
 
 
 def encoder_label(weights, checkpoint=None, encoder="vgg16") -> str:
-    """The weights of `encoder` (a name in `fcnseg.encoders.ENCODERS`) in words: ImageNet, random,
+    """The weights of `encoder` (a name in `fcnseg.models.encoders.ENCODERS`) in words: ImageNet, random,
     a file name, or a checkpoint's."""
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
@@ -84,15 +84,15 @@ def encoder_label(weights, checkpoint=None, encoder="vgg16") -> str:
 def save_pretrained(run_dir, folder, *, card: dict) -> Path:
     """Package the best model of training run `run_dir` as a folder like the shipped ones.
 
-    Writes ``folder/model.keras`` with float16 weights (`fcnseg.fcn.save_fcn`),
+    Writes ``folder/model.keras`` with float16 weights (`fcnseg.models.fcn.save_fcn`),
     ``folder/metrics.json`` (the run's record with `card` added: what the model
     expects, where it comes from) and ``folder/history.csv`` (and a two-stage
     run's ``folder/stage1/history.csv``).
-    `load_fcn(folder / "model.keras")` loads the result; under `fcnseg.pretrained.MODELS_DIR`, by its name.
+    `load_fcn(folder / "model.keras")` loads the result; under `fcnseg.models.pretrained.MODELS_DIR`, by its name.
 
     >>> save_pretrained("runs/camvid_fcn8s", "my-camvid-fcn8s", card={"dataset": "camvid", "classes": [...]})  # doctest: +SKIP
     """
-    from fcnseg.fcn import load_fcn, save_fcn
+    from fcnseg.models.fcn import load_fcn, save_fcn
 
     run_dir, folder = Path(run_dir), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`tf.distribute` strategies for `fcnseg.training.train` and ``fcnseg-train --strategy``.
+"""`tf.distribute` strategies for `fcnseg.training.loop.train` and ``fcnseg-train --strategy``.
 
 >>> strategy = make_strategy("mirrored")            # doctest: +SKIP
 >>> train(lambda: build_fcn("fcn8s", num_classes=11), train_ds, strategy=strategy)  # doctest: +SKIP

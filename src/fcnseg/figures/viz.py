@@ -1,5 +1,5 @@
 """Pictures of segmentations: coloured masks, overlays, legends, prediction grids.
-Training and evaluation plots are in `fcnseg.plots`.
+Training and evaluation plots are in `fcnseg.figures.plots`.
 
 Plain NumPy and matplotlib, no TensorFlow. Every plotting function returns a
 `matplotlib.figure.Figure` that is not registered with pyplot: it renders

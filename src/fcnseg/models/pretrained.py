@@ -1,9 +1,9 @@
 """Models that ship inside the package, found by name, and street photos to try them on.
 
 Each shipped model is a folder of ``fcnseg/models/``: ``model.keras`` (float16
-weights, `fcnseg.fcn.save_fcn`), ``metrics.json`` (the training run's record:
+weights, `fcnseg.models.fcn.save_fcn`), ``metrics.json`` (the training run's record:
 recipe, encoder, scores, plus what the model expects in ``card``),
-``history.csv`` and ``README.md`` (the model card); `fcnseg.record.save_pretrained`
+``history.csv`` and ``README.md`` (the model card); `fcnseg.training.record.save_pretrained`
 packages a training run as such a folder. Every function that takes a model file
 takes such a name too:
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent  # each shipped model is a folder beside this module
 MODEL_FILE = "model.keras"
 # Four MIT-licensed highway photos (sample/street/SOURCE.txt): what a shipped model is shown on
 # when no dataset is at hand.
-STREET_SAMPLE = Path(__file__).resolve().parent / "sample" / "street"
+STREET_SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "street"
 
 
 def available_models() -> tuple[str, ...]:

@@ -1,8 +1,8 @@
 """Training and evaluation plots: curves, time to quality, per-class IoU, confusion matrix.
 
 Plain NumPy and matplotlib, no TensorFlow; each function returns a
-`matplotlib.figure.Figure` not registered with pyplot (see `fcnseg.viz`), which
-`fcnseg.viz.save_figure` writes to disk.
+`matplotlib.figure.Figure` not registered with pyplot (see `fcnseg.figures.viz`), which
+`fcnseg.figures.viz.save_figure` writes to disk.
 
 >>> fig = plot_history("runs/camvid_fcn8s/history.csv")     # doctest: +SKIP
 """
@@ -18,10 +18,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fcnseg.record import logged_epochs
+from fcnseg.training.record import logged_epochs
 
 LR_KEYS = ("learning_rate", "lr")
-TIME_KEY = "epoch_seconds"  # wall-clock time per epoch (fcnseg.training logs it): not a curve of plot_history
+TIME_KEY = "epoch_seconds"  # wall-clock time per epoch (fcnseg.training.loop logs it): not a curve of plot_history
 
 
 def plot_history(history) -> Figure:
@@ -63,7 +63,7 @@ def plot_time_to_quality(runs, *, metric="val_mean_iou", title=None) -> Figure:
 
     `runs` maps a label to a history as `plot_history` takes it (a Keras
     ``History``, its dict, or a ``history.csv`` path) holding `metric` and
-    ``epoch_seconds`` (`fcnseg.training.train` logs both). The best score of each
+    ``epoch_seconds`` (`fcnseg.training.loop.train` logs both). The best score of each
     run is marked.
 
     >>> fig = plot_time_to_quality({"a": {"val_mean_iou": [0.2, 0.4], "epoch_seconds": [60, 60]}})
@@ -79,7 +79,7 @@ def plot_time_to_quality(runs, *, metric="val_mean_iou", title=None) -> Figure:
         missing = [k for k in (metric, TIME_KEY) if k not in logs]
         if missing:
             raise ValueError(f"The history of run {label!r} has no {missing} column(s); "
-                             f"fcnseg.training.train logs {TIME_KEY!r} and the validation scores.")  # fmt: skip
+                             f"fcnseg.training.loop.train logs {TIME_KEY!r} and the validation scores.")  # fmt: skip
         hours = np.cumsum(logs[TIME_KEY]) / 3600
         score = logs[metric]
         epochs = np.arange(1, len(score) + 1)

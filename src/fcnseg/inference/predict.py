@@ -5,7 +5,7 @@ logits resized back bilinearly; an image over ``max_pixels`` scaled down to it, 
 in tiles: `fit_input`), and the argmax gives an (H, W) uint8 map of
 class ids for an (H, W) image, whatever its size or channels.
 
->>> from fcnseg.predict import predict_mask
+>>> from fcnseg.inference.predict import predict_mask
 >>> mask = predict_mask(model, SAMPLE_ROOT / "JPEGImages/001763.jpg")  # doctest: +SKIP
 >>> mask.shape, mask.dtype                                                    # doctest: +SKIP
 ((375, 500), dtype('uint8'))
@@ -18,8 +18,8 @@ import math
 import numpy as np
 from keras import ops
 
-from fcnseg.inputs import prepare_image
-from fcnseg.int8 import inference_model
+from fcnseg.inference.inputs import prepare_image
+from fcnseg.inference.int8 import inference_model
 from fcnseg.options import PredictOptions
 
 DEFAULTS = PredictOptions()
@@ -45,7 +45,7 @@ def predict_logits(
 
     ``precision="int8"`` runs the model as a calibrated int8 LiteRT program, one per input size
     (built on first use, then cached on disk), calibrated on `calibration` (default for
-    camvid-fcn8s: the bundled street photos): see `fcnseg.int8`. ``None`` runs it as loaded.
+    camvid-fcn8s: the bundled street photos): see `fcnseg.inference.int8`. ``None`` runs it as loaded.
 
     >>> predict_logits(model, batch, scales=(1.0, 1.25), flip=True).shape  # doctest: +SKIP
     (4, 360, 480, 11)

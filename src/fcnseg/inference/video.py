@@ -29,10 +29,10 @@ import keras
 from fcnseg.checks import MASK_FORMATS, VIDEO_OUTPUTS, one_of
 from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_dir, atomic_path
-from fcnseg.int8 import inference_model
+from fcnseg.inference.int8 import inference_model
 from fcnseg.options import PredictOptions
-from fcnseg.predict import DEFAULTS, predict_masks
-from fcnseg.viz import colorize, overlay
+from fcnseg.inference.predict import DEFAULTS, predict_masks
+from fcnseg.figures.viz import colorize, overlay
 
 # Each output's file-name ending and OpenCV FourCC, by kind (and the masks' by format); "png" is a
 # folder of PNG frames. MPEG-4 Part 2 plays nearly everywhere and OpenCV's FFmpeg writes it; FFV1 is lossless.
@@ -140,7 +140,7 @@ def segment_video(model, path, out_dir, *, outputs=("overlays",), mask_format: s
             all exist is not read).
         progress: a progress bar with frames done, frames per second and time left.
         precision, calibration: ``precision="int8"`` runs the model as an int8 program for the
-            video's frame size, calibrated on `calibration`, built once (`fcnseg.int8`).
+            video's frame size, calibrated on `calibration`, built once (`fcnseg.inference.int8`).
 
     Returns:
         ``{"written": [paths], "kept": [paths], "frames": number of frames segmented}``.

@@ -3,10 +3,10 @@
 Images come out as float32 RGB in 0..255 and masks as int32 class ids with
 void = 255; with class weights, a third element holds each pixel's weight (the
 loss's ``sample_weight``, 0 on void). The VGG16 preprocessing lives
-in the model itself (`fcnseg.fcn.VGGPreprocess`), so training, evaluation and
+in the model itself (`fcnseg.models.fcn.VGGPreprocess`), so training, evaluation and
 prediction share it and a saved model takes plain RGB images.
 
->>> from fcnseg.pipeline import make_dataset
+>>> from fcnseg.datasets.pipeline import make_dataset
 >>> train_ds = make_dataset(split="train", dataset="camvid", augment=True, seed=0)  # doctest: +SKIP
 >>> images, masks = next(iter(train_ds))                                           # doctest: +SKIP
 >>> images.shape, masks.shape                                                      # doctest: +SKIP
@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from fcnseg.checks import CLASS_WEIGHTINGS, one_of, positive_int, size_hw
 from fcnseg.datasets import VOID, check_dataset, default_root, get_spec, load_sample, read_split
-from fcnseg.encoders import IMAGENET_MEAN_RGB
-from fcnseg.losses import median_frequency_weights
+from fcnseg.models.encoders import IMAGENET_MEAN_RGB
+from fcnseg.training.losses import median_frequency_weights
 from fcnseg.options import Options
 
 AUTOTUNE = tf.data.AUTOTUNE

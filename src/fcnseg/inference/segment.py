@@ -1,6 +1,6 @@
 """Segment image and video files with a trained model: per image, a class-index mask, a
 colour mask and an overlay, each at the image's own size; per video, an overlay video
-(and on request the colour masks and class ids, see `fcnseg.video`).
+(and on request the colour masks and class ids, see `fcnseg.inference.video`).
 
 From a notebook:
 
@@ -33,12 +33,12 @@ from PIL import Image
 
 from fcnseg.datasets import spec_for_classes
 from fcnseg.files import atomic_path
-from fcnseg.inputs import VIDEO_SUFFIXES, find_inputs, prepare_image
-from fcnseg.int8 import ConversionError, inference_model
+from fcnseg.inference.inputs import VIDEO_SUFFIXES, find_inputs, prepare_image
+from fcnseg.inference.int8 import ConversionError, inference_model
 from fcnseg.options import PredictOptions
-from fcnseg.predict import DEFAULTS, predict_mask
-from fcnseg.video import segment_video, video_targets
-from fcnseg.viz import colorize, overlay
+from fcnseg.inference.predict import DEFAULTS, predict_mask
+from fcnseg.inference.video import segment_video, video_targets
+from fcnseg.figures.viz import colorize, overlay
 
 OUTPUTS = ("masks", "colored", "overlays")
 
@@ -83,7 +83,7 @@ def segment_files(
             outputs all exist is not run through the model).
         progress: show a progress bar (and one per video, of its frames).
         precision, calibration: ``precision="int8"`` runs the model as int8 programs calibrated
-            on `calibration`, one per image size, built once (see `fcnseg.predict.predict_logits`).
+            on `calibration`, one per image size, built once (see `fcnseg.inference.predict.predict_logits`).
 
     Returns:
         ``{"written": [paths], "kept": [paths], "failed": {input: reason}}``.

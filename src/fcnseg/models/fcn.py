@@ -2,11 +2,11 @@
 
 One builder, `build_fcn`, gives FCN-32s (the paper's bilinear decoder or the
 reference notebook's BatchNorm decoder), FCN-16s and FCN-8s, on any encoder of
-`fcnseg.encoders` (VGG16, the paper's, by default). Every model takes
+`fcnseg.models.encoders` (VGG16, the paper's, by default). Every model takes
 RGB (or grayscale) images with values in 0..255 of any size and returns
 per-pixel class logits at that same size:
 
->>> from fcnseg.fcn import build_fcn
+>>> from fcnseg.models.fcn import build_fcn
 >>> model = build_fcn("fcn8s", num_classes=11, backbone_weights=None)
 >>> model(np.zeros((1, 333, 500, 3), "float32")).shape
 TensorShape([1, 333, 500, 11])
@@ -27,11 +27,11 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import check_architecture, imagenet_or_file, one_of, positive_int
-from fcnseg.encoders import IMAGENET_MEAN_RGB, VGG16, Encoder, encoder_of, get_encoder
+from fcnseg.models.encoders import IMAGENET_MEAN_RGB, VGG16, Encoder, encoder_of, get_encoder
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
-from fcnseg.precision import resolve_precision
-from fcnseg.pretrained import model_file
+from fcnseg.models.precision import resolve_precision
+from fcnseg.models.pretrained import model_file
 
 VGG16_NOTOP_FILE = VGG16.notop_file  # the name in Keras' cache
 # The layers whose outputs have one channel per class, and the sums of their outputs.
@@ -245,7 +245,7 @@ def build_fcn(
         variant: ``"fcn32s"``, ``"fcn16s"`` or ``"fcn8s"`` (skips from the stride-16 and stride-8 features).
         num_classes: number of output channels (21 for VOC, 11 for CamVid).
         input_shape: ``(H, W, 3)`` or ``(H, W, 1)`` (repeated to RGB); H and W may be None.
-        encoder: a name in `fcnseg.encoders.ENCODERS` (``"vgg16"``, ``"mobilenetv2"``) or an `Encoder`.
+        encoder: a name in `fcnseg.models.encoders.ENCODERS` (``"vgg16"``, ``"mobilenetv2"``) or an `Encoder`.
         backbone_weights: ``"imagenet"`` (Keras' cache or download; for VGG16 the file in
             ``FCN_BACKBONE_WEIGHTS`` when set), a no-top ``.h5`` of the encoder, or ``None`` (random).
         decoder: for FCN-32s, ``"bilinear"`` (the paper's one stride-32 bilinear upsampling) or
@@ -257,7 +257,7 @@ def build_fcn(
         frozen_blocks: keep the encoder's blocks 1..n fixed (0..its `blocks`): training skips their
             backward pass (VGG16's blocks 1-3: 60% of its FLOPs) and learns more slowly per epoch.
         fc_weights: ``None`` (random fc6/fc7), or ``"imagenet"`` or a full VGG16 ``.h5``: VGG16's fc1
-            and fc2, as in the paper (`fcnseg.vgg_fc`; needs fc_kernel_size=7 and fc_units=4096).
+            and fc2, as in the paper (`fcnseg.models.vgg_fc`; needs fc_kernel_size=7 and fc_units=4096).
 
     >>> build_fcn("fcn32s", decoder="notebook", num_classes=21, backbone_weights=None).output_shape
     (None, None, None, 21)
@@ -288,14 +288,14 @@ def load_fcn(path, *, precision: str | None = None, num_classes: int | None = No
     """Load a model saved with ``model.save("x.keras")``, or a shipped one by name, in Keras' safe mode.
 
     `path` is a ``.keras`` file or the name of a model that ships with the
-    package (`fcnseg.pretrained.available_models`, e.g. ``"camvid-fcn8s"``).
+    package (`fcnseg.models.pretrained.available_models`, e.g. ``"camvid-fcn8s"``).
     With `num_classes` other than the model's, its class layers are re-made for
     that many classes and every other weight is kept (`with_classes`): the model to
     fine-tune on your own data.
 
     Safe mode refuses to deserialise arbitrary Python code (lambda layers), so
     a ``.keras`` file from an untrusted source cannot run code when loaded. The
-    model comes back uncompiled (`fcnseg.training.train` compiles it; prediction
+    model comes back uncompiled (`fcnseg.training.loop.train` compiles it; prediction
     needs no compiling), so files saved with the loss and metric classes of
     older fcnseg versions load too.
 
@@ -420,7 +420,7 @@ def _with_weights_in(model: keras.Model, dtype: str) -> keras.Model:
 
 def with_precision(model: keras.Model, precision: str | None = "auto") -> keras.Model:
     """Make `model` compute under `precision` (``"auto"`` or a policy name, see
-    `fcnseg.precision`), whatever it was built or saved with; returns `model`.
+    `fcnseg.models.precision`), whatever it was built or saved with; returns `model`.
 
     The layers that compute in float32 under every policy (the input
     preprocessing, `CLASS_LAYERS`, the logits) are set to float32 in any case,

@@ -9,7 +9,7 @@ For a rare foreground (a small object on a large background): ``"dice"``,
 ``"dice_ce"`` and ``"focal"``, Keras' `Dice` and `CategoricalFocalCrossentropy`
 on the same sparse labels with void ignored.
 
->>> from fcnseg.losses import make_loss
+>>> from fcnseg.training.losses import make_loss
 >>> model.compile(optimizer="adam", loss=make_loss("sparse_ce"))  # doctest: +SKIP
 """
 

@@ -10,7 +10,7 @@ which is exactly the order a plain reshape of the kernel's first axis assumes.
 
 `build_fcn(..., fc_weights="imagenet", fc_kernel_size=7)` uses this module:
 
->>> from fcnseg.fcn import build_fcn
+>>> from fcnseg.models.fcn import build_fcn
 >>> model = build_fcn("fcn8s", fc_weights="imagenet", fc_kernel_size=7)    # doctest: +SKIP
 
 The weights come from ``keras.applications.VGG16(include_top=True)``: Keras'

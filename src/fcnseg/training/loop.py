@@ -3,7 +3,7 @@ reference's BCE) with void ignored, `MeanIoU`, `ModelCheckpoint` of the best
 validation mean IoU, `TerminateOnNaN`, `BackupAndRestore`, `CSVLogger`, under
 any `tf.distribute` strategy and dtype policy.
 
->>> from fcnseg.training import train
+>>> from fcnseg.training.loop import train
 >>> history = train(lambda: build_fcn("fcn8s", num_classes=11), train_ds, val_ds,
 ...                 epochs=40, checkpoint_dir="runs/camvid_fcn8s")   # doctest: +SKIP
 
@@ -29,9 +29,9 @@ import keras
 import tensorflow as tf  # tf.distribute only
 
 from fcnseg.checks import SCHEDULES, one_of, positive_int, positive_number
-from fcnseg.distribute import is_chief
+from fcnseg.training.distribute import is_chief
 from fcnseg.files import write_json
-from fcnseg.losses import make_loss
+from fcnseg.training.losses import make_loss
 from fcnseg.metrics import mean_iou_metric
 from fcnseg.options import Options
 
