@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 from keras import layers, ops
 
-from fcnseg.models.fcn import (
-    VGG16_NOTOP_FILE, BilinearUpsampling, bilinear_kernel, build_fcn, count_flops, load_fcn, load_fcn_weights,
-)
+from fcnseg.models.encoders import VGG16
+from fcnseg.models.fcn import build_fcn, count_flops, load_fcn, load_fcn_weights
+from fcnseg.models.layers import BilinearUpsampling, bilinear_kernel
 
 NUM_CLASSES = 3
 CONFIGS = {  # name -> (variant, decoder)
@@ -157,7 +157,7 @@ def test_imagenet_offline_without_cache_names_the_cache_path(tmp_path):
     errors = [line for line in done.stdout.splitlines() if line.startswith("ERROR ")]
     assert errors, done.stdout + done.stderr[-3000:]
     message = errors[0]
-    assert str(tmp_path / "keras_home" / "models" / VGG16_NOTOP_FILE) in message
+    assert str(tmp_path / "keras_home" / "models" / VGG16.notop_file) in message
     assert "FCN_BACKBONE_WEIGHTS" in message and "backbone_weights=None" in message
 
 

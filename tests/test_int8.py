@@ -19,7 +19,8 @@ import pytest
 from keras import ops
 from PIL import Image
 
-from fcnseg import cli, int8, load_fcn, predict_mask
+from fcnseg import cli, load_fcn, predict_mask
+from fcnseg.inference import int8
 from fcnseg.datasets import load_image
 from fcnseg.models.fcn import build_fcn
 from fcnseg.inference.int8 import Int8Model, calibration_images, calibration_samples, cpu_has_int8_units, inference_model

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from fcnseg.datasets import VOID
-from fcnseg.training.losses import make_loss, median_frequency_weights
+from fcnseg.datasets.pipeline import median_frequency_weights
+from fcnseg.training.losses import make_loss
 from fcnseg.metrics import (
     confusion_matrix,
     frequency_weighted_iou,

@@ -155,7 +155,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"checkpoint": "missing/best.keras"}, "checkpoint missing/best.keras does not exist"),
         ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file saved by fcnseg.train or a shipped model"),
         ({"overrides": {"backbone_weights": "missing_vgg16.h5"}}, "VGG16 weight file not found: missing_vgg16.h5"),
-        ({"overrides": {"backbone_weights": 5}}, "backbone_weights must be 'imagenet', None or a VGG16 no-top .h5 path"),
+        ({"overrides": {"backbone_weights": 5}}, "backbone_weights must be 'imagenet', None or an encoder's no-top .h5 path"),
     ],
 )
 def test_bad_parameters_fail_with_a_clear_message(params, message, tmp_path):

@@ -169,7 +169,7 @@ def test_every_prediction_function_and_command_takes_its_defaults_from_predict_o
     from fcnseg.inference.segment import segment_files
     from fcnseg.inference.video import segment_frames, segment_video
 
-    defaults = PredictOptions().given(PredictOptions.__dataclass_fields__)
+    defaults = PredictOptions().keywords(PredictOptions.__dataclass_fields__)
     for function in (predict_logits, predict_mask, predict_masks, segment_files, segment_video, segment_frames,
                      evaluate):  # fmt: skip
         taken = {name: p.default for name, p in inspect.signature(function).parameters.items() if name in defaults}

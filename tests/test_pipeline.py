@@ -15,9 +15,9 @@ import tensorflow as tf
 from PIL import Image
 
 from fcnseg.datasets import VOC_COLORMAP, VOID, folder_dataset, load_image, load_mask
-from fcnseg.training.losses import median_frequency_weights
-from fcnseg.models.fcn import IMAGENET_MEAN_RGB
-from fcnseg.datasets.pipeline import augment_pair, class_pixel_counts, jitter_colors, make_dataset, resize_pair
+from fcnseg.models.layers import IMAGENET_MEAN_RGB
+from fcnseg.datasets.pipeline import (augment_pair, class_pixel_counts, jitter_colors, make_dataset,
+                                     median_frequency_weights, resize_pair)
 
 from fcnseg.datasets import SAMPLE_ROOT as SAMPLE_VOC
 SAMPLE_IMAGE = SAMPLE_VOC / "JPEGImages" / "001763.jpg"

@@ -85,14 +85,14 @@ def _parse_prediction(p: argparse.ArgumentParser, argv) -> tuple:
         p.error(str(e))
 
 
-def _loaded(model: str, run) -> tuple:
-    """``(model, precision kwargs)``: the model loaded at ``run.precision``'s policy, and what the
+def _loaded(model: str, settings) -> tuple:
+    """``(model, precision kwargs)``: the model loaded at ``settings.precision``'s policy, and what the
     prediction functions need for int8."""
     from fcnseg.models.fcn import load_fcn
 
-    if run.precision == "int8":
-        return load_fcn(model), {"precision": "int8", "calibration": run.calibration}
-    return load_fcn(model, precision=run.precision), {}
+    if settings.precision == "int8":
+        return load_fcn(model), {"precision": "int8", "calibration": settings.calibration}
+    return load_fcn(model, precision=settings.precision), {}
 
 
 def _parser(prog: str, description: str, **kwargs) -> argparse.ArgumentParser:
@@ -178,17 +178,17 @@ def run_evaluate(argv=None) -> dict:
     p.add_argument("--split", default=argparse.SUPPRESS, help="default: the dataset's evaluation split (VOC val, CamVid test)")
     add_prediction_flags(p, ("batch_size",))
     p.add_argument("--out", default=None, help="write the scores, confusion matrix included, to this JSON file")
-    args, run = _parse_prediction(p, argv)
+    args, settings = _parse_prediction(p, argv)
     _start_tensorflow()
     from fcnseg.inference.evaluation import evaluate
     from fcnseg.files import write_json
 
     split = {"split": args.split} if hasattr(args, "split") else {}
     spec = options.Options(**options.given(args, DATA)).spec(args.root)
-    model, int8 = _loaded(args.model, run)
-    scores = evaluate(model, args.root, dataset=spec, **split, **run.given((*options.TEST_TIME, "batch_size")), **int8)
-    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "precision": run.precision,
-              **run.given(), **scores}  # fmt: skip
+    model, int8 = _loaded(args.model, settings)
+    scores = evaluate(model, args.root, dataset=spec, **split, **settings.keywords((*options.TEST_TIME, "batch_size")), **int8)
+    scores = {"model": portable_path(args.model), "root": portable_path(args.root), "precision": settings.precision,
+              **settings.keywords(), **scores}  # fmt: skip
     if args.out:
         write_json(args.out, scores)
     return _printed(scores)
@@ -226,13 +226,13 @@ def main_predict(argv=None) -> int:
                         "(default: png)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args, run = _parse_prediction(p, argv)
+    args, settings = _parse_prediction(p, argv)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: an unreadable video gets one line, ours
     _start_tensorflow()
     from fcnseg.inference.segment import segment_files
 
-    model, int8 = _loaded(args.model, run)
-    test_time = run.given((*options.TEST_TIME, "max_pixels", "oversize", "alpha", "batch_size"))
+    model, int8 = _loaded(args.model, settings)
+    test_time = settings.keywords((*options.TEST_TIME, "max_pixels", "oversize", "alpha", "batch_size"))
     try:
         report = segment_files(model, args.inputs, args.out, dataset=args.dataset, video_outputs=args.video_outputs,
                                mask_format=args.mask_format, overwrite=args.overwrite, progress=not args.quiet,

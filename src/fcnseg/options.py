@@ -219,7 +219,7 @@ class PredictOptions:
         _check_fields(self)
         check_calibration(self.precision, self.calibration)
 
-    def given(self, names=TEST_TIME) -> dict:
+    def keywords(self, names=TEST_TIME) -> dict:
         """The options `names` as keyword arguments (default: the test-time ones, `TEST_TIME`)."""
         return {name: getattr(self, name) for name in names}
 

@@ -298,9 +298,7 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     root, smoke, why = found
     options, notes = _fitted(options, root, eval_split, quick, smoke, checkpoint)
     results_dir, run_dir = _folders(options, results_dir, run_dir, smoke, checkpoint, notes)
-    # a two-stage recipe's first stage: the second stage's settings, but for those the second stage changes
-    first_stage = dataclasses.replace(options, **{k: getattr(earlier[0], k) for k in recipes.SECOND_STAGES[recipe]}) \
-        if earlier and not checkpoint else None  # fmt: skip
+    first_stage = _first_stage(recipe, earlier, options) if earlier and not checkpoint else None
     plan = RunPlan(recipe=recipe, options=options, data_root=root, quick=quick, checkpoint=checkpoint,
                    init_from=init_from, results_dir=results_dir, run_dir=run_dir, download=download,
                    eval_split=eval_split, steps=QUICK_STEPS if quick else None, smoke_test=smoke, strategy=strategy,
@@ -309,6 +307,11 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     if verbose:  # a loud banner over a run on the bundled sample
         print(*([smoke_banner(spec, why)] if smoke and _on_sample(spec, root) else []), plan.describe(), sep="\n")
     return plan
+
+
+def _first_stage(recipe: str, earlier: list[Options], options: Options) -> Options:
+    """A two-stage recipe's first stage: the second stage's `options`, but for those the second stage changes."""
+    return dataclasses.replace(options, **{k: getattr(earlier[0], k) for k in recipes.SECOND_STAGES[recipe]})
 
 
 def _data(spec, data_root, needed, *, quick, download, verbose, offline_fallback, needs_encoder):

@@ -3,7 +3,7 @@
 Images come out as float32 RGB in 0..255 and masks as int32 class ids with
 void = 255; with class weights, a third element holds each pixel's weight (the
 loss's ``sample_weight``, 0 on void). The VGG16 preprocessing lives
-in the model itself (`fcnseg.models.fcn.VGGPreprocess`), so training, evaluation and
+in the model itself (`fcnseg.models.layers.VGGPreprocess`), so training, evaluation and
 prediction share it and a saved model takes plain RGB images.
 
 >>> from fcnseg.datasets.pipeline import make_dataset
@@ -20,8 +20,7 @@ import tensorflow as tf
 
 from fcnseg.checks import CLASS_WEIGHTINGS, one_of, positive_int, size_hw
 from fcnseg.datasets import VOID, check_dataset, default_root, get_spec, load_sample, read_split
-from fcnseg.models.encoders import IMAGENET_MEAN_RGB
-from fcnseg.training.losses import median_frequency_weights
+from fcnseg.models.layers import IMAGENET_MEAN_RGB
 from fcnseg.options import Options
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -272,3 +271,22 @@ def class_pixel_counts(ds: tf.data.Dataset, num_classes: int) -> np.ndarray:
         m = masks.numpy().ravel()
         counts += np.bincount(m[m != VOID], minlength=num_classes)[:num_classes]
     return counts
+
+
+def median_frequency_weights(pixel_counts, *, power=1.0):
+    """Median-frequency class weights (Eigen & Fergus; SegNet on CamVid): (median(f) / f_c) ** power.
+
+    ``power=0.5`` softens the balancing (rare classes still gain, common ones
+    lose less). Classes with no pixels get weight 0.
+
+    >>> median_frequency_weights([10, 30, 60]).round(2).tolist()
+    [3.0, 1.0, 0.5]
+    >>> median_frequency_weights([10, 40, 160], power=0.5).tolist()
+    [2.0, 1.0, 0.5]
+    """
+    freq = np.asarray(pixel_counts, np.float64)
+    freq = freq / max(freq.sum(), 1.0)
+    present = freq > 0
+    weights = np.zeros_like(freq)
+    weights[present] = (np.median(freq[present]) / freq[present]) ** power
+    return weights.astype(np.float32)

@@ -51,17 +51,17 @@ def predict_logits(
     (4, 360, 480, 11)
     """
     model = inference_model(model, precision, calibration)
-    run = PredictOptions(input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels, oversize=oversize)
+    settings = PredictOptions(input_size=input_size, scales=scales, flip=flip, max_pixels=max_pixels, oversize=oversize)
     images = np.asarray(images)
     height, width = images.shape[1:3]
-    base = run.input_size or (height, width)
+    base = settings.input_size or (height, width)
     x = ops.convert_to_tensor(images, "float32")
     total = 0.0
-    for scale in run.scales:
+    for scale in settings.scales:
         size = (max(1, round(base[0] * scale)), max(1, round(base[1] * scale)))
-        total = total + fit_input(lambda batch: _model_logits(model, batch, run.flip), x, size, (height, width),
-                                  run.max_pixels, run.oversize)  # fmt: skip
-    return ops.convert_to_numpy(total / len(run.scales))
+        total = total + fit_input(lambda batch: _model_logits(model, batch, settings.flip), x, size, (height, width),
+                                  settings.max_pixels, settings.oversize)  # fmt: skip
+    return ops.convert_to_numpy(total / len(settings.scales))
 
 
 def fit_input(logits_of, x, size, out_size, max_pixels: int, oversize: str):

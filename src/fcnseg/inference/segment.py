@@ -90,15 +90,15 @@ def segment_files(
     """
     model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
-    run = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
+    settings = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
                          max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
     video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work
     video_options = dict(outputs=video_outputs, mask_format=mask_format, overwrite=overwrite, progress=progress)
 
     def segment_one(path: Path) -> dict:
         if path.suffix.lower() in VIDEO_SUFFIXES:
-            return segment_video(model, path, out_dir, dataset=spec, **video_options, **_as_kwargs(run))
-        return _segment_image(model, path, Path(out_dir), spec, run, overwrite)
+            return segment_video(model, path, out_dir, dataset=spec, **video_options, **_video_keywords(settings))
+        return _segment_image(model, path, Path(out_dir), spec, settings, overwrite)
 
     return _each_input(find_inputs(inputs), segment_one, progress)
 
@@ -126,12 +126,12 @@ def _each_input(paths: list[Path], segment_one, progress: bool) -> dict:
     return report
 
 
-def _as_kwargs(run: PredictOptions) -> dict:
-    """`run`'s options that `segment_video` takes (the precision is already in the model)."""
-    return run.given(("input_size", "scales", "flip", "batch_size", "max_pixels", "oversize", "alpha"))
+def _video_keywords(settings: PredictOptions) -> dict:
+    """`settings`' options that `segment_video` takes (the precision is already in the model)."""
+    return settings.keywords(("input_size", "scales", "flip", "batch_size", "max_pixels", "oversize", "alpha"))
 
 
-def _segment_image(model, path: Path, out_dir: Path, spec, run: PredictOptions, overwrite: bool) -> dict:
+def _segment_image(model, path: Path, out_dir: Path, spec, settings: PredictOptions, overwrite: bool) -> dict:
     targets = {kind: out_dir / kind / f"{path.stem}.png" for kind in OUTPUTS}
     todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
     report = {"written": list(todo.values()), "kept": [t for kind, t in targets.items() if kind not in todo]}
@@ -140,11 +140,11 @@ def _segment_image(model, path: Path, out_dir: Path, spec, run: PredictOptions, 
     if not path.is_file():
         raise FileNotFoundError(f"No such image file: {path}")
     image = prepare_image(path)  # RGB uint8, turned as its EXIF tag says; ValueError naming an unreadable file
-    mask = predict_mask(model, image, **run.given(("input_size", "scales", "flip", "max_pixels", "oversize")))
+    mask = predict_mask(model, image, **settings.keywords(("input_size", "scales", "flip", "max_pixels", "oversize")))
     pictures = {
         "masks": mask,
         "colored": colorize(mask, spec.colormap),
-        "overlays": overlay(image, mask, alpha=run.alpha, colormap=spec.colormap),
+        "overlays": overlay(image, mask, alpha=settings.alpha, colormap=spec.colormap),
     }
     for kind, target in todo.items():
         with atomic_path(target) as tmp:

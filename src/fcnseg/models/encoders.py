@@ -28,9 +28,6 @@ from typing import Callable
 
 from fcnseg.files import keras_home
 
-# The ImageNet mean in RGB. VGG16's caffe preprocessing subtracts it (in BGR order, no scaling),
-# so the pipeline pads images with it: padded pixels reach the encoder as zeros.
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 VGG16_WEIGHTS_ENV = "FCN_BACKBONE_WEIGHTS"  # a VGG16 no-top file that replaces "imagenet" (offline machines)
 
 
@@ -137,7 +134,7 @@ def _mobilenetv2_block(name: str) -> int | None:
 
 def _vgg16_preprocess(images):
     """BGR with the ImageNet mean subtracted (Keras' caffe mode)."""
-    from fcnseg.models.fcn import VGGPreprocess  # here, not above: fcnseg.models.fcn imports this module
+    from fcnseg.models.layers import VGGPreprocess  # imports Keras: here, not above (options import this module)
 
     return VGGPreprocess(name="vgg_preprocess")(images)
 

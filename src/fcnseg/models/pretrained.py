@@ -20,6 +20,7 @@ and the notebook (``checkpoint="camvid-fcn8s"``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent  # each shipped model is a folder beside this module
@@ -49,13 +50,14 @@ def model_file(model, *, role: str = "model", dataset: str | None = None) -> Pat
     ...
     ValueError: checkpoint must be a .keras file saved by fcnseg.train or a shipped model (camvid-fcn8s), got 'model.h5'.
     """
-    if isinstance(model, str) and model in available_models():
-        card = model_card(model) if dataset is not None else {"dataset": dataset}
+    name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+    if name in available_models():
+        card = model_card(name) if dataset is not None else {"dataset": dataset}
         if card["dataset"] != dataset:
-            raise ValueError(f"{role} {model!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
+            raise ValueError(f"{role} {name!r} was trained on {card['dataset']}, the recipe is for {dataset}: "
                              f"use a recipe for {card['dataset']} (recipe={card['parameters']['recipe']!r}).")
-        return MODELS_DIR / model / MODEL_FILE
-    path = Path(model).expanduser() if isinstance(model, (str, Path)) else None
+        return MODELS_DIR / name / MODEL_FILE
+    path = None if name is None else Path(name).expanduser()
     if path is None or path.suffix != ".keras":
         shipped = ", ".join(available_models()) or "none in this installation"
         raise ValueError(f"{role} must be a .keras file saved by fcnseg.train or a shipped model ({shipped}), "

@@ -177,9 +177,12 @@ def train(model, train_ds, val_ds=None, *, epochs: int = Options.epochs, loss: s
 
 def _optional_callbacks(monitor: str, schedule: str, tensorboard: bool, checkpoint_dir: Path) -> list:
     """`ReduceLROnPlateau` for ``schedule="plateau"`` and `TensorBoard` logs when asked for."""
-    found = [keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7)] \
-        if schedule == "plateau" else []  # fmt: skip
-    return found + ([keras.callbacks.TensorBoard(str(checkpoint_dir / "logs"))] if tensorboard else [])
+    found = []
+    if schedule == "plateau":
+        found.append(keras.callbacks.ReduceLROnPlateau(monitor, mode="max", factor=0.5, patience=3, min_lr=1e-7))
+    if tensorboard:
+        found.append(keras.callbacks.TensorBoard(str(checkpoint_dir / "logs")))
+    return found
 
 
 def _compiled(model, strategy, train_ds, epochs: int, *, loss, learning_rate, schedule, optimizer, jit_compile):

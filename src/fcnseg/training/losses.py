@@ -16,7 +16,6 @@ on the same sparse labels with void ignored.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from fcnseg.checks import LOSSES, one_of
@@ -122,22 +121,3 @@ class SparseBinaryCrossentropy(keras.losses.Loss):
         labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
         one_hot = ops.one_hot(ops.where(labels == VOID, 0, labels), y_pred.shape[-1])
         return ops.mean(ops.binary_crossentropy(one_hot, ops.cast(y_pred, "float32"), from_logits=True), axis=-1)
-
-
-def median_frequency_weights(pixel_counts, *, power=1.0):
-    """Median-frequency class weights (Eigen & Fergus; SegNet on CamVid): (median(f) / f_c) ** power.
-
-    ``power=0.5`` softens the balancing (rare classes still gain, common ones
-    lose less). Classes with no pixels get weight 0.
-
-    >>> median_frequency_weights([10, 30, 60]).round(2).tolist()
-    [3.0, 1.0, 0.5]
-    >>> median_frequency_weights([10, 40, 160], power=0.5).tolist()
-    [2.0, 1.0, 0.5]
-    """
-    freq = np.asarray(pixel_counts, np.float64)
-    freq = freq / max(freq.sum(), 1.0)
-    present = freq > 0
-    weights = np.zeros_like(freq)
-    weights[present] = (np.median(freq[present]) / freq[present]) ** power
-    return weights.astype(np.float32)
