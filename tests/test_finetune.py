@@ -9,7 +9,8 @@ import pytest
 
 from fcnseg.cli import run_train
 from fcnseg.datasets import load_image, read_split
-from fcnseg.models.fcn import CLASS_LAYERS, bilinear_kernel, build_fcn, fcn_options, load_fcn, with_classes
+from fcnseg.models.fcn import CLASS_LAYERS, build_fcn, fcn_options, load_fcn, with_classes
+from fcnseg.models.layers import bilinear_kernel
 from fcnseg.datasets.pipeline import make_dataset
 from fcnseg.inference.predict import predict_mask
 from fcnseg.training.loop import train
