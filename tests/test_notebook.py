@@ -150,7 +150,7 @@ def test_notebook_delegates_code_to_src(notebook):
         ({"overrides": {"scales": [1.0, 0]}}, "scales must be one or more positive factors"),
         ({"overrides": {"seed": 1.5}}, "seed must be an integer"),
         ({"overrides": {"eval_split": ""}}, "eval_split must be a split name"),
-        ({"results_dir": None}, "results_dir must be a folder path"),
+        ({"results_dir": 3}, "results_dir must be a folder path or None"),
         ({"data_root": 3}, "data_root must be a folder path or None"),
         ({"checkpoint": "missing/best.keras"}, "checkpoint missing/best.keras does not exist"),
         ({"checkpoint": "model.h5"}, "checkpoint must be a .keras file saved by fcnseg.train or a shipped model"),

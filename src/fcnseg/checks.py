@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -127,22 +125,3 @@ def check_scales(scales) -> tuple[float, ...]:
     if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
         raise ValueError(f"scales must be one or more positive factors such as (1.0,) or (1.0, 1.25), got {scales}")
     return scales
-
-
-def imagenet_or_file(value, env_var: str, what: str, hint: str = "") -> str:
-    """``"imagenet"``, or the path of an existing weight file as a string. ``"imagenet"`` is
-    replaced by the file that `env_var` names when it is set (offline machines); a missing
-    file raises `FileNotFoundError` naming it (and `env_var` when it came from there), then `hint`.
-
-    >>> imagenet_or_file("imagenet", "FCNSEG_UNSET_VARIABLE", "VGG16 weight file")
-    'imagenet'
-    """
-    origin = ""
-    if value == "imagenet" and os.environ.get(env_var):
-        value, origin = os.environ[env_var], f" (from {env_var})"
-    if value == "imagenet":
-        return value
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}{origin}{hint}")
-    return str(path)

@@ -149,13 +149,12 @@ def run_train(argv=None) -> dict:
     """Train from command-line arguments, then score the best checkpoint (`fcnseg.runner.run`);
     writes ``<out>/metrics.json`` and returns it. In a multi-worker run only the chief scores
     and writes; the other workers return ``{}``."""
-    args, chosen = train_options(argv)
+    args, _ = train_options(argv)  # refused at once, before TensorFlow starts
     _start_tensorflow()
     from fcnseg.runner import run
 
-    out = args.out or recipes.run_dir(chosen)
     metrics = run(recipe=args.recipe, overrides=options.given(args), data_root=args.root, download=False,
-                  results_dir=out, run_dir=out, init_from=args.init_from, strategy=args.strategy)  # fmt: skip
+                  results_dir=args.out, run_dir=args.out, init_from=args.init_from, strategy=args.strategy)  # fmt: skip
     return _printed(metrics) if metrics else metrics
 
 

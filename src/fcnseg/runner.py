@@ -261,7 +261,8 @@ def plan_run(*, recipe: str = recipes.DEFAULT, overrides=None, data_root=None, d
     All are checked before any file is touched (`ParameterError`, a `ValueError`, naming the bad
     one). Without `data_root` the dataset's variable (e.g. ``VOC_ROOT``) or ``data/`` is used; a
     missing VOC 2007 is downloaded (`download`) or, in quick mode (`QUICK`, `QUICK_STEPS`), replaced by
-    the one-image sample, whose results go to ``results/smoke_test`` when `results_dir` is the default.
+    the one-image sample, whose results go to ``results/smoke_test`` when `results_dir` is the default
+    (None: the run folder, as ``fcnseg-train`` does).
     With a `checkpoint` (a ``.keras`` file or a shipped model's name such as ``"camvid-fcn8s"``)
     nothing is trained; with `init_from` (the same kinds) training starts from that model, its class
     layers re-made for another number of classes. `run_dir` (default: `fcnseg.recipes.run_dir`) gets
@@ -356,8 +357,8 @@ def _check_places(data_note, results_dir, data_root, run_dir) -> None:
     """`ValueError` unless `data_note` is a line of text or None and the folders are paths (or None)."""
     if data_note is not None and not (isinstance(data_note, str) and data_note.strip()):
         raise ValueError(f"data_note must be a line of text or None, got {data_note!r}.")
-    if not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir):
-        raise ValueError(f"results_dir must be a folder path, got {results_dir!r}.")
+    if results_dir is not None and (not isinstance(results_dir, (str, os.PathLike)) or not str(results_dir)):
+        raise ValueError(f"results_dir must be a folder path or None (the run folder), got {results_dir!r}.")
     for name, value in (("data_root", data_root), ("run_dir", run_dir)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise ValueError(f"{name} must be a folder path or None, got {value!r}.")
@@ -387,9 +388,12 @@ def _fitted(options: Options, root: Path, eval_split: str, quick: bool, smoke: b
 
 
 def _folders(options: Options, results_dir, run_dir, smoke: bool, checkpoint, notes: list) -> tuple[Path, Path | None]:
-    """``(results_dir, run_dir)``: a smoke test's results in ``results/smoke_test`` when `results_dir` is the
-    default (said in `notes`), no run folder with a checkpoint, else `run_dir` or the recipe's default."""
-    results_dir = Path(results_dir)
+    """``(results_dir, run_dir)``: no run folder with a checkpoint, else `run_dir` or the recipe's default;
+    `results_dir`, or with None the run folder; a smoke test's results in ``results/smoke_test`` when
+    `results_dir` is the default (said in `notes`)."""
+    if results_dir is None and not checkpoint:
+        run_dir = results_dir = run_dir or recipes.run_dir(options)
+    results_dir = Path(results_dir or DEFAULT_RESULTS)
     if smoke and str(results_dir) == DEFAULT_RESULTS:
         results_dir = Path(DEFAULT_RESULTS) / "smoke_test"
         notes.append(f"smoke test: results go to {results_dir}, not {DEFAULT_RESULTS}/")
@@ -426,7 +430,7 @@ def _offline(recipe, options, checkpoint, results_dir, why: str, verbose: bool) 
     if checkpoint is None:  # the shipped model, with its own recipe's classes, colours and captions
         checkpoint = model_file(OFFLINE_MODEL)
         options = recipes.recipe(model_card(OFFLINE_MODEL)["parameters"]["recipe"], precision=options.precision)
-    results_dir = Path(results_dir)
+    results_dir = Path(results_dir or DEFAULT_RESULTS)
     results_dir = results_dir / OFFLINE_RESULTS if str(results_dir) == DEFAULT_RESULTS else results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     plan = RunPlan(

@@ -32,6 +32,7 @@ from matplotlib.patches import Patch
 from fcnseg.checks import unit_interval
 from fcnseg.datasets import VOC_CLASSES, VOC_COLORMAP, VOID, to_rgb_uint8
 from fcnseg.files import atomic_path
+from fcnseg.options import PredictOptions
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's own colour for void (object boundaries)
 
@@ -61,7 +62,7 @@ def colorize(mask, colormap=VOC_COLORMAP, *, void_color=VOID_COLOR) -> np.ndarra
 
 
 def overlay(
-    image, mask, *, alpha=0.5, colormap=VOC_COLORMAP, void_color=VOID_COLOR, ignore=()
+    image, mask, *, alpha=PredictOptions.alpha, colormap=VOC_COLORMAP, void_color=VOID_COLOR, ignore=()
 ) -> np.ndarray:
     """Blend the colour mask onto the image: ``(1 - alpha) * image + alpha * colours``.
 
@@ -163,7 +164,7 @@ def show_predictions(
     classes=VOC_CLASSES,
     colormap=VOC_COLORMAP,
     titles=None,
-    alpha=0.5,
+    alpha=PredictOptions.alpha,
     ignore=(),
 ) -> Figure:
     """Grid with one row per example: image | ground truth | prediction | overlay.
@@ -191,7 +192,7 @@ def show_masks(
     classes=VOC_CLASSES,
     colormap=VOC_COLORMAP,
     titles=None,
-    alpha=0.5,
+    alpha=PredictOptions.alpha,
     ignore=(),
 ) -> Figure:
     """Grid with one row per example: image | mask | overlay (the data, no model).

@@ -26,8 +26,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from fcnseg.checks import check_architecture, imagenet_or_file, one_of, positive_int
-from fcnseg.models.encoders import Encoder, encoder_of, get_encoder
+from fcnseg.checks import check_architecture, one_of, positive_int
+from fcnseg.models.encoders import Encoder, encoder_of, get_encoder, imagenet_or_file
 from fcnseg.models.layers import BilinearUpsampling, CropToReference, PadToMultiple
 from fcnseg.files import atomic_path
 from fcnseg.options import Options
