@@ -101,3 +101,22 @@ def portable_path(path, env_vars=None) -> str | None:
             inside = resolved.relative_to(Path(value).expanduser().resolve()).as_posix()
             return f"${name}" + ("" if inside == "." else f"/{inside}")
     return path.name
+
+
+def imagenet_or_file(value, env_var: str, what: str, hint: str = "") -> str:
+    """``"imagenet"``, or the path of an existing weight file as a string. ``"imagenet"`` is
+    replaced by the file that `env_var` names when it is set (offline machines); a missing
+    file raises `FileNotFoundError` naming it (and `env_var` when it came from there), then `hint`.
+
+    >>> imagenet_or_file("imagenet", "FCNSEG_UNSET_VARIABLE", "VGG16 weight file")
+    'imagenet'
+    """
+    origin = ""
+    if value == "imagenet" and os.environ.get(env_var):
+        value, origin = os.environ[env_var], f" (from {env_var})"
+    if value == "imagenet":
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}{origin}{hint}")
+    return str(path)

@@ -27,9 +27,9 @@ import numpy as np
 from keras import layers, ops
 
 from fcnseg.checks import check_architecture, one_of, positive_int
-from fcnseg.models.encoders import Encoder, encoder_of, get_encoder, imagenet_or_file
+from fcnseg.files import atomic_path, imagenet_or_file
+from fcnseg.models.encoders import Encoder, encoder_of, get_encoder
 from fcnseg.models.layers import BilinearUpsampling, CropToReference, PadToMultiple
-from fcnseg.files import atomic_path
 from fcnseg.options import Options
 from fcnseg.models.precision import resolve_precision
 from fcnseg.models.pretrained import model_file

@@ -27,7 +27,7 @@ import os
 import keras
 import numpy as np
 
-from fcnseg.models.encoders import imagenet_or_file
+from fcnseg.files import imagenet_or_file
 
 # VGG16's classifier: fc1 reads the flattened 7x7x512 pool5 map, fc2 maps 4096 -> 4096.
 FC6_KERNEL_SIZE = 7
