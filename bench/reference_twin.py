@@ -28,6 +28,7 @@ Steps, each in its own process (PyTorch and TensorFlow never share one)::
     python3 bench/reference_twin.py ours  --work ~/fcnseg-runs/twin            # fcnseg-train --recipe reference
     python3 bench/reference_twin.py score --work ~/fcnseg-runs/twin --keras voc2007=~/fcnseg-runs/voc2007/best.keras \\
         --out results/reference_twin.json
+    python3 bench/reference_twin.py score --keras name=path/best.keras --keep     # one more model, the rest kept
 
 ``twin --normalize`` and ``twin --index-masks`` undo one of the twin's faults each (torchvision's
 input normalisation; palette masks resized with nearest neighbour, void masked out of the loss),
@@ -416,6 +417,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=EPOCHS)
     p.add_argument("--keras", nargs="*", default=[], metavar="NAME=PATH", help="score: more Keras models")
     p.add_argument("--out", type=Path, default=Path("results/reference_twin.json"))
+    p.add_argument("--keep", action="store_true",
+                   help="score: keep --out's rows of the models not scored this time (their run folders are gone)")
     args = p.parse_args(argv)
     h5 = os.environ.get("FCN_BACKBONE_WEIGHTS")
     if not h5 or not Path(h5).is_file():
@@ -473,6 +476,9 @@ def score(args, h5) -> dict:
         rows[name] = {**row, **(json.loads(run.read_text()) if run.is_file() else {})}
     for row in rows.values():
         row.pop("confusion_matrix", None)  # per-class IoU stays
+    if args.keep and args.out.is_file():
+        kept = json.loads(args.out.read_text())["models"]
+        rows = {**{name: row for name, row in kept.items() if name not in rows}, **rows}
     result = {
         "data": "PASCAL VOC 2007: trained on train (209), scored on val (213); VOC 2007 trainval images as "
                 "re-encoded JPEG copies (about quality 75)",

@@ -123,3 +123,19 @@ def test_reference_twin_scores_as_the_reference_notebook_does():
     assert twin.reference_metric(predicted, truth) == pytest.approx(expected)
     background = twin.reference_metric(np.zeros_like(truth), truth)  # all background: about its share squared
     assert 0.4 < background < 0.6
+
+
+def test_reference_twin_score_keep_adds_to_the_rows_already_scored(voc_root, vgg_weights, tmp_path):
+    """``score --keep`` rescores what its run folders hold (here only the all-background map) and
+    keeps the other rows of ``--out``, scored earlier from run folders that are gone."""
+    out = tmp_path / "twin.json"
+    earlier = {"voc2007": {"mean_iou": 0.25}, "all_background": {"mean_iou": -1.0}}
+    out.write_text(json.dumps({"models": earlier}))
+    command = [sys.executable, str(ROOT / "bench" / "reference_twin.py"), "score", "--work", str(tmp_path / "none"),
+               "--keep", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "VOC_ROOT": str(voc_root), "FCN_BACKBONE_WEIGHTS": str(vgg_weights)}
+    subprocess.run(command, env=env, check=True, timeout=600, capture_output=True, cwd=tmp_path)  # 213 masks, twice
+    models = json.loads(out.read_text())["models"]
+    assert models["voc2007"] == {"mean_iou": 0.25}
+    assert set(models) == {"voc2007", "all_background"}
+    assert 0 < models["all_background"]["mean_iou"] < 1 and len(models["all_background"]["iou_per_class"]) == 21
