@@ -86,7 +86,7 @@ def test_parameters_cell_comes_first_and_is_checked_at_once(notebook):
     cells = code_cells(notebook)
     assert "parameters" in cells[0].metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
     names = [t.id for node in ast.parse(cells[0].source).body for t in node.targets]
-    command_line_only = ("run_dir", "init_from", "strategy", "verbose")
+    command_line_only = ("run_dir", "strategy", "verbose")
     notebook_fixed = ("offline_fallback",)  # the notebook always falls back to the shipped model offline
     assert "offline_fallback=True" in cells[1].source
     wanted = [p for p in inspect.signature(plan_run).parameters if p not in command_line_only + notebook_fixed]
