@@ -91,7 +91,7 @@ def segment_files(
     model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
     settings = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
-                         max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
+                              max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
     video_targets(out_dir, "", video_outputs, mask_format)  # checks them before any work
     video_options = dict(outputs=video_outputs, mask_format=mask_format, overwrite=overwrite, progress=progress)
 

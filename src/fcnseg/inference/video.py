@@ -151,7 +151,7 @@ def segment_video(model, path, out_dir, *, outputs=("overlays",), mask_format: s
     model = inference_model(model, precision, calibration)
     spec = spec_for_classes(model.output_shape[-1], dataset)
     settings = PredictOptions(input_size=input_size, scales=scales, flip=flip, batch_size=batch_size,
-                         max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
+                              max_pixels=max_pixels, oversize=oversize, alpha=alpha)  # fmt: skip
     targets = video_targets(out_dir, path, outputs, mask_format)
     todo = {kind: target for kind, target in targets.items() if overwrite or not target.exists()}
     report = {"written": [], "kept": [t for kind, t in targets.items() if kind not in todo], "frames": 0}
@@ -162,7 +162,7 @@ def segment_video(model, path, out_dir, *, outputs=("overlays",), mask_format: s
         writers = {kind: frame_writer(stack, target, info, codec=_format(kind, mask_format)[1], color=kind != "masks")
                    for kind, target in todo.items()}  # fmt: skip
         masks = segment_frames(model, frames, **settings.keywords(("batch_size", "input_size", "scales", "flip",
-                                                           "max_pixels", "oversize")))  # fmt: skip
+                                                                "max_pixels", "oversize")))  # fmt: skip
         for frame, mask in _counted(masks, info.frame_count, report, progress):
             for kind, write in writers.items():
                 write(draw[kind](frame, mask))
